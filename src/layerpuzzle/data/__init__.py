@@ -1,0 +1,1 @@
+"""Text sources (Hugging Face hub or a local mirror) and calibration sets."""

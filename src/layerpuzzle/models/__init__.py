@@ -1,0 +1,1 @@
+"""Model sources, architecture access and checkpoint I/O."""
