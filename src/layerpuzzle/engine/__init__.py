@@ -1,0 +1,1 @@
+"""The streaming calibration engine: run a model one decoder layer at a time."""
