@@ -1,0 +1,1 @@
+"""Depth-compression methods: CoMe and the baselines it is compared against."""
