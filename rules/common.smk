@@ -1,0 +1,111 @@
+# Shared helpers: config validation, wildcard constraints, path builders (get_*).
+import re
+from pathlib import Path
+
+from layerpuzzle.config import check_references, target_label, validate_config
+from layerpuzzle.data.calibration import CalibrationSpec
+from layerpuzzle.data.text_sources import MIRROR_FILES, PERPLEXITY_DATASETS, resolve_mirror
+
+
+def validate(config):
+    """Schema (with defaults) + cross-references, before any job is scheduled."""
+    validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+    check_references(config)
+
+
+validate(config)
+
+MIRROR = resolve_mirror(config["data"]["mirror"])
+MIRROR_PARAM = str(MIRROR) if MIRROR else ""
+RES = config["resources"]
+
+
+wildcard_constraints:
+    model="|".join(re.escape(m) for m in config["models"]),
+    calib=r"[a-z0-9]+-n\d+-s\d+-len\d+",
+    scoring=r"(raw|final_norm)-span\d+",
+    dataset="|".join(PERPLEXITY_DATASETS),
+    task="|".join(config["evaluation"]["tasks"]),
+    ckpt=r"dense|[A-Za-z0-9_+.-]+/sp\d+/[A-Za-z0-9_.=,+-]+",
+
+
+# ------------------------------------------------------------------ models
+def get_model_dir(wildcards_or_name):
+    name = getattr(wildcards_or_name, "model", wildcards_or_name)
+    return f"results/{name}/dense"
+
+
+def model_param(name, key, default=None):
+    return config["models"][name].get(key, default)
+
+
+# ------------------------------------------------------------------ data
+def mirror_inputs(*keys):
+    """The mirror files a job reads, as inputs (tracked and hashed); none when reading the hub."""
+    return [str(MIRROR / MIRROR_FILES[k]) for k in keys] if MIRROR else []
+
+
+def calib_id(name):
+    """The id of the named calibration set (config `calibration.<name>`)."""
+    return CalibrationSpec(**config["calibration"][name]).id
+
+
+def get_calibration(wildcards):
+    return f"results/{wildcards.model}/calib/{wildcards.calib}.safetensors"
+
+
+# ------------------------------------------------------------------ scores
+def scoring_id():
+    return f"{config['scores']['last_layer_output']}-span{config['scores']['max_span']}"
+
+
+def scores_dir(model, calib=None, scoring=None):
+    calib = calib or calib_id(config["scores"]["calibration"])
+    return f"results/{model}/scores/{calib}/{scoring or scoring_id()}"
+
+
+def scores_outputs(model):
+    d = scores_dir(model)
+    return [f"{d}/bi.parquet", f"{d}/sbi.parquet", f"{d}/channel_sensitivity.safetensors"]
+
+
+# ------------------------------------------------------------------ checkpoints
+# Method rule files register a function model -> list of checkpoint ids
+# ("<method>/<target label>/<variant>") that all_tables evaluates.
+CHECKPOINT_PROVIDERS = []
+
+
+def checkpoints_of(model):
+    ids = ["dense"]
+    for provider in CHECKPOINT_PROVIDERS:
+        ids += provider(model)
+    return ids
+
+
+def get_checkpoint_dir(wildcards):
+    if wildcards.ckpt == "dense":
+        return get_model_dir(wildcards)
+    return f"results/{wildcards.model}/pruned/{wildcards.ckpt}"
+
+
+def metrics_path(model, ckpt):
+    return f"results/{model}/eval/{ckpt}/metrics.json"
+
+
+def targets():
+    """[(fraction, label)] of the configured sparsity targets."""
+    return [(t, target_label(t)) for t in config["run"]["targets"]]
+
+
+# ------------------------------------------------------------------ resources
+def heavy_resources():
+    """Resources of model-heavy rules; `attempt` scales memory and time under --retries."""
+    return dict(
+        gpu=RES["gpu"],
+        mem_mb=lambda wc, attempt: RES["mem_mb"] * attempt,
+        runtime=lambda wc, attempt: RES["runtime"] * attempt,
+    )
+
+
+def model_device():
+    return config["device"]

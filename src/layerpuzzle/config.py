@@ -1,0 +1,121 @@
+"""Config validation: JSON schema with defaults, and messages a user can act on.
+
+Every error names the key, the bad value and what is allowed, and all errors
+are reported at once, before any job runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """The config is invalid; the message lists every problem."""
+
+
+def _key(path) -> str:
+    parts = []
+    for p in path:
+        parts.append(f"[{p}]" if isinstance(p, int) else (f".{p}" if parts else str(p)))
+    return "".join(parts) or "<config root>"
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    key, value, v = _key(err.absolute_path), err.instance, err.validator
+    val = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    if v == "enum":
+        return f"config key `{key}`: value {val} is not allowed; allowed: {', '.join(map(str, err.validator_value))}"
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
+        return f"config key `{key}`: value {val} is not allowed; it must be {op} {err.validator_value}"
+    if v == "type":
+        return f"config key `{key}`: value {val} has the wrong type; allowed: {err.validator_value}"
+    if v == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        return (f"config key `{key}`: unknown key(s) {', '.join(map(repr, extra))}; "
+                f"allowed: {', '.join(allowed) if allowed else '(see schema patternProperties)'}")
+    if v == "required":
+        return f"config key `{key}`: {err.message}"
+    if v == "pattern":
+        return f"config key `{key}`: value {val} does not match the allowed pattern {err.validator_value!r}"
+    if v in ("minItems", "maxItems", "uniqueItems"):
+        return f"config key `{key}`: {err.message}"
+    return f"config key `{key}`: {err.message}"
+
+
+def _with_defaults(cls):
+    """A validator class that fills in ``default`` values of object properties."""
+    validate_props = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema) -> Iterator:
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = yaml.safe_load(yaml.safe_dump(sub["default"]))  # deep copy
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def validate_config(config: dict[str, Any], schema: dict[str, Any] | str | Path) -> dict[str, Any]:
+    """Validate ``config`` in place (filling defaults) and return it; raise ConfigError listing all errors."""
+    if not isinstance(schema, dict):
+        schema = load_schema(schema)
+    cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    errors = sorted(cls(schema).iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if errors:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(_describe(e) for e in errors))
+    return config
+
+
+def target_label(fraction: float) -> str:
+    """``0.3`` -> ``sp30``: how a sparsity target appears in paths."""
+    return f"sp{round(float(fraction) * 100):d}"
+
+
+def check_references(config: dict[str, Any]) -> None:
+    """Checks a schema cannot express: names that must exist, lengths the models allow."""
+    errors = []
+    models = config["models"]
+    for key in ("models", "table3_models"):
+        for i, name in enumerate(config["run"].get(key, [])):
+            if name not in models:
+                errors.append(f"config key `run.{key}[{i}]`: value {name!r} is not a model; allowed: {', '.join(models)}")
+    calibs = config["calibration"]
+    if config["scores"]["calibration"] not in calibs:
+        errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
+                      f"calibration set; allowed: {', '.join(calibs)}")
+    lengths = {f"calibration.{k}.seq_len": v["seq_len"] for k, v in calibs.items()}
+    lengths["evaluation.perplexity.seq_len"] = config["evaluation"]["perplexity"]["seq_len"]
+    for name in config["run"]["models"]:
+        limit = max_positions(models.get(name, {}))
+        for key, value in lengths.items():
+            if limit is not None and value > limit:
+                errors.append(f"config key `{key}`: value {value} is larger than model {name!r} allows "
+                              f"(max_position_embeddings {limit}); allowed: 2..{limit}")
+    if errors:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+def max_positions(spec: dict[str, Any]) -> int | None:
+    """The longest sequence a model entry allows, when it can be known without loading the model."""
+    if spec.get("max_position_embeddings"):
+        return int(spec["max_position_embeddings"])
+    arch = spec.get("architecture") or {}
+    if arch.get("max_position_embeddings"):
+        return int(arch["max_position_embeddings"])
+    if spec.get("source") == "random":
+        from .models.random_models import _COMMON
+
+        return int((spec.get("overrides") or {}).get("max_position_embeddings", _COMMON["max_position_embeddings"]))
+    return None

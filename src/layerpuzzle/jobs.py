@@ -1,0 +1,99 @@
+"""What every workflow script does around its science: logging, threads, seeds, provenance.
+
+Scripts under ``workflow/scripts`` are thin::
+
+    from layerpuzzle.jobs import run_job
+    def main(job): ...            # reads job.input / job.params, writes job.output
+    run_job(snakemake, main)
+
+``run_job`` sends logging, stdout and stderr (progress bars included) to the
+rule's ``log:``, sets torch's thread count to the rule's ``threads``, seeds
+Python/NumPy/torch from ``params.seed`` when present, and on success writes the
+provenance record to ``output.prov`` (when the rule declares it) and as
+``provenance.json`` inside every directory output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from .atomic import write_json
+from .provenance import build_record, now
+
+log = logging.getLogger("layerpuzzle")
+
+
+def _plain(obj: Any) -> Any:
+    """Snakemake Namedlists / params to JSON-able plain data."""
+    if hasattr(obj, "items") and callable(obj.items):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _files(named) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, value in named.items():
+        out[name] = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+    positional = [str(v) for v in named]
+    covered = {p for ps in out.values() for p in ps}
+    rest = [p for p in positional if p not in covered]
+    if rest:
+        out["_"] = rest
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_job(smk, main: Callable[[Any], dict[str, Any] | None]) -> None:
+    """Run ``main(smk)`` inside the job conventions above."""
+    import torch
+
+    log_path = Path(smk.log[0]) if len(smk.log) else None
+    stream = open(log_path, "w", buffering=1) if log_path else sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        torch.set_num_threads(max(1, int(getattr(smk, "threads", 1) or 1)))
+        params = _plain(smk.params)
+        seed = params.get("seed") if isinstance(params, dict) else None
+        if seed is not None:
+            seed_everything(int(seed))
+        started = now()
+        log.info("rule %s: inputs %s", smk.rule, list(smk.input))
+        extra = main(smk) or {}
+        finished = now()
+        outputs = _files(smk.output)
+        prov_paths = outputs.pop("prov", [])
+        record = build_record(rule=smk.rule, inputs=_files(smk.input), outputs=outputs, params=params,
+                              seed=seed, started=started, finished=finished, extra=_plain(extra))
+        for p in prov_paths:
+            write_json(p, record)
+        for paths in outputs.values():
+            for p in paths:
+                if Path(p).is_dir():
+                    write_json(Path(p) / "provenance.json", record)
+        log.info("done in %.1f s", finished - started)
+        if extra:
+            log.info("extra: %s", json.dumps(_plain(extra), default=str)[:2000])
+    if log_path:
+        stream.close()
