@@ -1,0 +1,145 @@
+"""The results table in the layout of paper Tables 8–10, from ``metrics.json`` records.
+
+A record (one evaluated checkpoint, written by the workflow) has the keys
+``model, checkpoint, method, variant, target_pct, removed_layers, sparsity_pct``,
+``tasks: {lm-eval task: {"metric", "value" (fraction), "stderr", "n_samples", "num_fewshot"}}``
+and ``perplexity: {"c4" | "wikitext2": {"ppl", "n_windows", "seqlen"}}``.
+
+Columns: Model, Sparsity (%), Method, the 7 task scores (percent), Avg, RPT,
+C4, Wiki-2, Note.  Avg and RPT (:mod:`.scores`) need all 7 tasks, and RPT the
+same model's Dense row; otherwise they are left empty and Note says why.
+Values are rounded to 2 decimals after Avg and RPT are computed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from .columns import PPL_COLUMNS, SCORE_COLUMNS, TASK_COLUMNS
+from .scores import average, relative_performance
+
+# The paper's method order (Tables 8–10); other methods follow alphabetically.
+METHOD_ORDER: tuple[str, ...] = (
+    "Dense",
+    "Mag+",
+    "Taylor+",
+    "ShortGPT",
+    "SLEB",
+    "FuseGPT-MI",
+    "FuseGPT-MI+F",
+    "MKA",
+    "LaCo",
+    "CoMe",
+    "CoMe-P",
+)
+
+TABLE_COLUMNS: tuple[str, ...] = ("Model", "Sparsity (%)", "Method", *SCORE_COLUMNS, "Note")
+
+
+def method_label(method: str, variant: str = "") -> str:
+    """The Method cell: ``"CoMe"`` or, with a variant, ``"CoMe (variant)"``."""
+    return f"{method} ({variant})" if variant else method
+
+
+def method_rank(method: str) -> tuple[int, str]:
+    """Sort key: the paper's order first, then other methods alphabetically."""
+    return (METHOD_ORDER.index(method), "") if method in METHOD_ORDER else (len(METHOD_ORDER), method)
+
+
+def task_scores(record: Mapping[str, Any]) -> dict[str, float | None]:
+    """Printed header -> score in percent (None when the task is missing)."""
+    tasks = record.get("tasks") or {}
+    return {
+        header: None if tasks.get(key) is None or tasks[key].get("value") is None else 100.0 * float(tasks[key]["value"])
+        for key, header in TASK_COLUMNS.items()
+    }
+
+
+def perplexities(record: Mapping[str, Any]) -> dict[str, float | None]:
+    ppl = record.get("perplexity") or {}
+    return {
+        header: None if ppl.get(key) is None or ppl[key].get("ppl") is None else float(ppl[key]["ppl"])
+        for key, header in PPL_COLUMNS.items()
+    }
+
+
+def dense_records(records: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Model -> its Dense record (the one without a variant if there are several)."""
+    dense: dict[str, Mapping[str, Any]] = {}
+    for r in sorted(records, key=lambda r: r.get("variant") or ""):
+        if r["method"] == "Dense":
+            dense.setdefault(r["model"], r)
+    return dense
+
+
+def result_row(record: Mapping[str, Any], dense: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One table row (unrounded) with Avg, RPT and the Note explaining any empty Avg/RPT."""
+    scores = task_scores(record)
+    missing = [h for h, v in scores.items() if v is None]
+    notes = []
+    avg = rpt = None
+    if missing:
+        notes.append(f"missing {', '.join(missing)}: no Avg/RPT")
+    else:
+        avg = average(list(scores.values()))
+        dense_scores = task_scores(dense) if dense is not None else None
+        if dense_scores is None:
+            notes.append("no Dense row: no RPT")
+        elif any(v is None for v in dense_scores.values()):
+            notes.append("Dense row incomplete: no RPT")
+        elif any(v == 0 for v in dense_scores.values()):
+            notes.append("a Dense score is 0: no RPT")
+        else:
+            rpt = relative_performance(list(scores.values()), list(dense_scores.values()))
+    ppl = perplexities(record)
+    notes += [f"{h} PPL is {v}" for h, v in ppl.items() if v is not None and not math.isfinite(v)]
+    return {
+        "Model": record["model"],
+        "Sparsity (%)": float(record.get("sparsity_pct") or 0.0),
+        "Method": method_label(record["method"], record.get("variant") or ""),
+        **scores,
+        "Avg": avg,
+        "RPT": rpt,
+        **ppl,
+        "Note": "; ".join(notes),
+        "#Removed": int(record.get("removed_layers") or 0),
+        "Target (%)": int(record.get("target_pct") or 0),
+        "Base method": record["method"],
+        "_variant": record.get("variant") or "",
+    }
+
+
+def results_table(
+    records: Iterable[Mapping[str, Any]],
+    model_order: Sequence[str] | None = None,
+    with_keys: bool = False,
+) -> pd.DataFrame:
+    """Tables 8–10 layout for ``records`` (metrics.json dicts), sorted by model, sparsity, method.
+
+    Models follow ``model_order`` (others after it, alphabetically).
+    ``with_keys`` adds the bookkeeping columns ``#Removed``, ``Target (%)`` and
+    ``Base method`` (the method without its variant), used to join the paper.
+    """
+    records = list(records)
+    dense = dense_records(records)
+    rows = [result_row(r, dense.get(r["model"])) for r in records]
+    order = list(model_order or [])
+    rows.sort(
+        key=lambda row: (
+            (order.index(row["Model"]), "") if row["Model"] in order else (len(order), row["Model"]),
+            row["Sparsity (%)"],
+            method_rank(row["Base method"]),
+            row["_variant"],
+        )
+    )
+    columns = list(TABLE_COLUMNS)
+    if with_keys:
+        columns[2:2] = ["#Removed", "Target (%)"]
+        columns.insert(columns.index("Method") + 1, "Base method")
+    df = pd.DataFrame(rows, columns=columns)
+    numeric = ["Sparsity (%)", *SCORE_COLUMNS]
+    df[numeric] = df[numeric].astype(float).round(2)
+    return df.reset_index(drop=True)
