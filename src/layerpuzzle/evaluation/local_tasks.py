@@ -1,0 +1,71 @@
+"""Local lm-eval tasks over the offline data mirror (shared/data layout, see its SOURCES.md).
+
+The task YAMLs and their ``utils.py`` live in ``resources/lm_eval_tasks/`` as templates with two
+placeholders: ``@MIRROR@`` (the mirror directory) and ``@TASKDIR@`` (the directory they are rendered
+into).  ``render_local_tasks`` writes the rendered files (plus PIQA's merged, labelled jsonl) into a
+scratch directory; ``TaskManager(include_path=that_dir, include_defaults=False)`` then indexes only
+them, instantly.  Nothing is ever written into the repository or the mirror.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+MIRROR_PLACEHOLDER = "@MIRROR@"
+TASKDIR_PLACEHOLDER = "@TASKDIR@"
+PIQA_MERGED = "piqa_valid.jsonl"
+
+# resources/ sits at the repository root, next to src/ (editable install).
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[3] / "resources" / "lm_eval_tasks"
+
+
+def _check_path(path: Path) -> str:
+    text = str(path)
+    if any(c in text for c in '"\\\n'):
+        raise ValueError(f"path {text!r} contains a quote, backslash or newline; it cannot be put into a task YAML")
+    return text
+
+
+def merge_piqa(mirror: Path, out: Path) -> int:
+    """Write PIQA valid.jsonl rows with ``label`` from the line-aligned valid-labels.lst; returns the row count."""
+    rows = [json.loads(line) for line in (mirror / "piqa" / "valid.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    labels = [int(x) for x in (mirror / "piqa" / "valid-labels.lst").read_text(encoding="utf-8").split()]
+    if len(rows) != len(labels):
+        raise ValueError(f"PIQA mirror: {len(rows)} rows in valid.jsonl but {len(labels)} labels in valid-labels.lst")
+    with open(out, "w", encoding="utf-8") as f:
+        for row, label in zip(rows, labels):
+            f.write(json.dumps({**row, "label": label}) + "\n")
+    return len(rows)
+
+
+def render_local_tasks(mirror: Path, dest: Path, templates: Path | None = None) -> Path:
+    """Render every template of ``templates`` (default ``resources/lm_eval_tasks``) into ``dest``."""
+    mirror, dest = Path(mirror).resolve(), Path(dest).resolve()
+    templates = Path(templates) if templates is not None else DEFAULT_TEMPLATES
+    if not mirror.is_dir():
+        raise FileNotFoundError(f"data mirror directory {str(mirror)!r} does not exist")
+    if not templates.is_dir():
+        raise FileNotFoundError(f"lm-eval task templates not found at {str(templates)!r}")
+    mirror_s, dest_s = _check_path(mirror), _check_path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for src in sorted(templates.iterdir()):
+        if src.suffix in (".yaml", ".py"):
+            text = src.read_text(encoding="utf-8")
+            text = text.replace(MIRROR_PLACEHOLDER, mirror_s).replace(TASKDIR_PLACEHOLDER, dest_s)
+            (dest / src.name).write_text(text, encoding="utf-8")
+    merge_piqa(mirror, dest / PIQA_MERGED)
+    return dest
+
+
+@contextlib.contextmanager
+def local_task_manager(mirror: Path, templates: Path | None = None) -> Iterator[tuple["object", Path]]:
+    """Yield ``(TaskManager, rendered_dir)`` over the rendered local tasks only; the directory is removed after."""
+    from lm_eval.tasks import TaskManager
+
+    with tempfile.TemporaryDirectory(prefix="layerpuzzle-lm-eval-tasks-") as tmp:
+        rendered = render_local_tasks(mirror, Path(tmp), templates)
+        yield TaskManager(include_path=str(rendered), include_defaults=False), rendered
