@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 PACKAGES = ("layerpuzzle", "torch", "transformers", "tokenizers", "datasets", "accelerate", "lm_eval",
             "snakemake", "numpy", "pandas", "pyarrow", "safetensors")
-SKIP_IN_DIR_HASH = ("provenance.json",)
+SKIP_IN_DIR_HASH = ("provenance.json", ".snakemake_timestamp")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

@@ -28,6 +28,7 @@ MIRROR_ENV = "LAYERPUZZLE_DATA_MIRROR"
 MIRROR_FILES = {
     "wikitext2/train": "wikitext2/wiki.train.raw.first1MB_nonempty_lines.txt",
     "wikitext2/test": "wikitext2/wiki.test.raw",
+    "wikitext2/test_skeleton": "wikitext2/wikitext-2-tokenized.test.txt",
     "c4/validation": "c4/c4_realnewslike_val_200_prompt_response.jsonl",
     "pg19/train": "pg19_substitute/tinyshakespeare.txt",
     "mmlu/test": "mmlu/mmlu_test_first20_per_subject.jsonl",
@@ -63,6 +64,21 @@ def _wikitext_rows(text: str) -> list[str]:
     """Rows as the HF ``wikitext`` builder yields them: each line with its newline, blank lines as ''."""
     text = text.replace("\r\n", "\n")
     return [line if line.strip() else "" for line in text.splitlines(keepends=True)]
+
+
+def _wikitext_rows_from_skeleton(raw: str, skeleton: str) -> list[str]:
+    """Re-insert the blank rows the mirror's raw test file lacks.
+
+    The mirror's ``wiki.test.raw`` holds only the 2,891 non-empty rows of the
+    4,358-row HF test split; the tokenized test file has every row, blank ones
+    included, in the same order.  Its blank lines tell where the '' rows go, so
+    the HF row list (and ``"\\n\\n".join`` of it) is rebuilt exactly.
+    """
+    filled = iter(_wikitext_rows(raw))
+    rows = [next(filled) if line.strip() else "" for line in skeleton.splitlines()]
+    if next(filled, None) is not None:
+        raise ValueError("wikitext-2 raw and tokenized test files do not align")
+    return rows
 
 
 def _hub_error(what: str, exc: Exception) -> RuntimeError:
@@ -160,8 +176,10 @@ def perplexity_text(dataset: str, mirror: Path | None) -> tuple[str, dict[str, A
             rows = list(_load_hub("WikiText-2 test", "wikitext", "wikitext-2-raw-v1", split="test")["text"])
         else:
             path = mirror_file(mirror, "wikitext2/test")
-            rows = _wikitext_rows(path.read_text(encoding="utf-8"))
+            skeleton = mirror_file(mirror, "wikitext2/test_skeleton")
+            rows = _wikitext_rows_from_skeleton(path.read_text(encoding="utf-8"), skeleton.read_text(encoding="utf-8"))
             info["path"] = str(path)
+            info["note"] = "blank rows re-inserted from the tokenized test file: identical to the HF test split rows"
         return "\n\n".join(rows), info
     if mirror is None:
         ds = _load_hub(

@@ -23,14 +23,9 @@ from torch import nn
 from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 from ..models import architecture as arch
+from ..models.sources import resolve_device
 
 Hidden = list[torch.Tensor]  # per-batch residual streams, each (B, S, D)
-
-
-def resolve_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class LayerwiseRunner:

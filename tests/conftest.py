@@ -1,0 +1,17 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = Path(os.environ.get("LAYERPUZZLE_DATA_MIRROR", REPO.parent / "shared" / "data"))
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    if not MIRROR.is_dir():
+        pytest.skip(f"data mirror {MIRROR} not found (set LAYERPUZZLE_DATA_MIRROR)")
+    return MIRROR

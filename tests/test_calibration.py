@@ -1,0 +1,58 @@
+"""Calibration sets follow the CoMe code convention (come.md §1.2)."""
+import datasets
+import pytest
+import torch
+
+from layerpuzzle.data.calibration import CalibrationSpec, build_calibration, select_rows, tokenize_windows
+from layerpuzzle.data.text_sources import calibration_rows, perplexity_text
+from layerpuzzle.models.byte_tokenizer import build_byte_tokenizer
+
+
+def test_row_selection_equals_hf_dataset_shuffle():
+    rows = [f"row {i}" for i in range(50)]
+    ours = select_rows(rows, 7, seed=10)
+    theirs = datasets.Dataset.from_dict({"text": rows}).shuffle(seed=10)["text"][:7]
+    assert ours == list(theirs)
+
+
+def test_windows_are_non_overlapping_and_drop_remainder():
+    tok = build_byte_tokenizer()
+    w = tokenize_windows("abcdefghij", tok, 4)  # BOS + 10 bytes = 11 tokens -> 2 windows
+    assert w.shape == (2, 4)
+    ids = tok("abcdefghij").input_ids
+    assert w.flatten().tolist() == ids[:8]
+    short = tokenize_windows("ab", tok, 4)
+    assert short.shape == (1, 3)
+
+
+def test_calibration_id_round_trip():
+    spec = CalibrationSpec("wikitext2", 256, 10, 2048)
+    assert spec.id == "wikitext2-n256-s10-len2048"
+    assert CalibrationSpec.parse(spec.id) == spec
+    with pytest.raises(ValueError, match="not of the form"):
+        CalibrationSpec.parse("wikitext2-256")
+
+
+def test_build_from_mirror(mirror):
+    rows, info = calibration_rows("wikitext2", mirror)
+    assert info["source"] == "mirror" and rows[0].startswith(" = Valkyria Chronicles III")
+    windows, meta = build_calibration(rows, build_byte_tokenizer(), CalibrationSpec("wikitext2", 4, 10, 128))
+    chosen = select_rows(rows, 4, 10)
+    assert meta["rows_used"] == 4
+    assert meta["tokens_total"] == len("\n\n".join(chosen).encode()) + 1  # bytes + BOS
+    assert windows.shape == (meta["tokens_total"] // 128, 128)
+
+
+def test_perplexity_text_from_mirror(mirror):
+    text, _ = perplexity_text("wikitext2", mirror)
+    # HF rows: "", " = Robert Boulter = \n", "", " Robert Boulter is ..." joined with "\n\n"
+    assert text.startswith("\n\n = Robert Boulter = \n\n\n\n\n Robert Boulter is")
+    assert text.count("\n\n") >= 4357
+    assert "\r" not in text
+    with pytest.raises(ValueError, match="allowed: wikitext2, c4"):
+        perplexity_text("pg19", mirror)
+
+
+def test_missing_mirror_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="wiki.train.raw"):
+        calibration_rows("wikitext2", tmp_path)

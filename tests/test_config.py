@@ -1,0 +1,56 @@
+"""Bad config is rejected before any job runs, with the key, the value and what is allowed."""
+import copy
+
+import pytest
+import yaml
+
+from layerpuzzle.config import ConfigError, check_references, target_label, validate_config
+from conftest import REPO
+
+SCHEMA = REPO / "config" / "schema.yaml"
+
+
+def default():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_gets_defaults():
+    c = validate_config(default(), SCHEMA)
+    check_references(c)
+    assert c["scores"]["keep_hidden_states"] is False
+    assert c["models"]["smollm2-135m"]["trust_remote_code"] is False
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c["run"].__setitem__("targets", [1.2]), "`run.targets[0]`: value 1.2 is not allowed; it must be < 1"),
+        (lambda c: c["run"].__setitem__("targets", [0]), "`run.targets[0]`: value 0 is not allowed; it must be > 0"),
+        (lambda c: c["calibration"]["come"].__setitem__("n", 0), "`calibration.come.n`: value 0 is not allowed; it must be >= 1"),
+        (lambda c: c["calibration"]["come"].__setitem__("dataset", "imagenet"), "allowed: wikitext2, c4, pg19, mmlu, alpaca"),
+        (lambda c: c["models"].__setitem__("m", {"source": "ftp"}), "`models.m.source`: value 'ftp' is not allowed"),
+        (lambda c: c.__setitem__("metods", {}), "unknown key(s) 'metods'"),
+    ],
+)
+def test_schema_errors_name_key_value_and_allowed(edit, message):
+    c = default()
+    edit(c)
+    with pytest.raises(ConfigError) as err:
+        validate_config(c, SCHEMA)
+    assert message in str(err.value)
+
+
+def test_references_and_lengths_are_checked():
+    c = validate_config(default(), SCHEMA)
+    bad = copy.deepcopy(c)
+    bad["run"]["models"] = ["llama-9000"]
+    with pytest.raises(ConfigError, match="`run.models\\[0\\]`: value 'llama-9000' is not a model; allowed: smollm2-135m"):
+        check_references(bad)
+    bad = copy.deepcopy(c)
+    bad["calibration"]["come"]["seq_len"] = 9000
+    with pytest.raises(ConfigError, match="value 9000 is larger than model 'smollm2-135m' allows .*8192"):
+        check_references(bad)
+
+
+def test_target_label():
+    assert [target_label(t) for t in (0.1, 0.2, 0.3, 0.25)] == ["sp10", "sp20", "sp30", "sp25"]
