@@ -112,6 +112,10 @@ def reference_mlp(layers, kept_channels, x):
     return out
 
 
+def assert_exact(got, expected):
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
 def kept_indices(mask):
     return [int(i) for i in mask.nonzero().flatten()]
 
@@ -226,9 +230,9 @@ def test_grouped_attention_equals_head_by_head_construction(arch, n_q, n_kv, sta
     for mapping, heads_of_groups, expected in (("grouped", grouped_heads, expected_grouped),
                                                ("tiled", tiled_heads, expected_tiled)):
         merged = concat_merge(window, ratios, ffn, kv, cfg, query_mapping=mapping)
-        q_rows = [torch.cat([l.self_attn.q_proj.weight[h * d:(h + 1) * d] for h in heads_of_groups(g, n_kv, n_q // n_kv)])
-                  for l, g in zip(window, groups)]
-        torch.testing.assert_close(merged.self_attn.q_proj.weight, torch.cat(q_rows), rtol=0, atol=0)
+        q_rows = [l.self_attn.q_proj.weight[h * d:(h + 1) * d]
+                  for l, g in zip(window, groups) for h in heads_of_groups(g, n_kv, n_q // n_kv)]
+        assert_exact(merged.self_attn.q_proj.weight, torch.cat(q_rows))
         with torch.no_grad():
             got = merged.self_attn(x, position_embeddings=(cos, sin), attention_mask=mask[None, None])[0]
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
@@ -251,14 +255,13 @@ def test_selected_rows_and_columns_grouped_vs_tiled():
     for mapping, heads0, heads1 in (("grouped", [2, 3], [0, 1]), ("tiled", [1, 3], [0, 2])):
         m = concat_merge([l0, l1], [0.5, 0.5], ffn, kv, model.config, query_mapping=mapping).self_attn
         a0, a1 = l0.self_attn, l1.self_attn
-        torch.testing.assert_close(m.q_proj.weight, torch.cat([head_rows(a0.q_proj.weight, heads0),
-                                                               head_rows(a1.q_proj.weight, heads1)]), rtol=0, atol=0)
-        torch.testing.assert_close(m.o_proj.weight, torch.cat([head_cols(a0.o_proj.weight, heads0),
-                                                               head_cols(a1.o_proj.weight, heads1)], dim=1),
-                                   rtol=0, atol=0)
+        q = torch.cat([head_rows(a0.q_proj.weight, heads0), head_rows(a1.q_proj.weight, heads1)])
+        o = torch.cat([head_cols(a0.o_proj.weight, heads0), head_cols(a1.o_proj.weight, heads1)], dim=1)
+        assert_exact(m.q_proj.weight, q)
+        assert_exact(m.o_proj.weight, o)
         for proj in ("k_proj", "v_proj"):  # lower layer first: layer 0's group 1, then layer 1's group 0
             w = torch.cat([getattr(a0, proj).weight[d:2 * d], getattr(a1, proj).weight[:d]])
-            torch.testing.assert_close(getattr(m, proj).weight, w, rtol=0, atol=0)
+            assert_exact(getattr(m, proj).weight, w)
 
 
 # --------------------------------------------------------------------------- FFN and the whole layer
@@ -269,13 +272,11 @@ def test_ffn_rows_columns_and_output():
     merged = concat_merge([l0, l1], [0.25, 0.75], ffn[5:7], kv[5:7], model.config)
     keep0 = sorted(torch.argsort(ffn[5])[-32:].tolist())  # floor(128·0.25) = 32
     keep1 = sorted(torch.argsort(ffn[6])[-96:].tolist())
-    torch.testing.assert_close(merged.mlp.gate_proj.weight,
-                               torch.cat([l0.mlp.gate_proj.weight[keep0], l1.mlp.gate_proj.weight[keep1]]), rtol=0, atol=0)
-    torch.testing.assert_close(merged.mlp.up_proj.weight,
-                               torch.cat([l0.mlp.up_proj.weight[keep0], l1.mlp.up_proj.weight[keep1]]), rtol=0, atol=0)
-    torch.testing.assert_close(merged.mlp.down_proj.weight,
-                               torch.cat([l0.mlp.down_proj.weight[:, keep0], l1.mlp.down_proj.weight[:, keep1]], 1),
-                               rtol=0, atol=0)
+    m0, m1 = l0.mlp, l1.mlp
+    assert_exact(merged.mlp.gate_proj.weight, torch.cat([m0.gate_proj.weight[keep0], m1.gate_proj.weight[keep1]]))
+    assert_exact(merged.mlp.up_proj.weight, torch.cat([m0.up_proj.weight[keep0], m1.up_proj.weight[keep1]]))
+    assert_exact(merged.mlp.down_proj.weight,
+                 torch.cat([m0.down_proj.weight[:, keep0], m1.down_proj.weight[:, keep1]], dim=1))
     x = torch.randn(2, 5, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         torch.testing.assert_close(merged.mlp(x), reference_mlp([l0, l1], [keep0, keep1], x), rtol=1e-5, atol=1e-5)
@@ -338,9 +339,9 @@ def test_qwen2_biases_are_the_selected_rows():
     m = concat_merge([l0, l1], [0.5, 0.5], ffn[:2], kv, model.config).self_attn
     d = 16
     a0, a1 = l0.self_attn, l1.self_attn
-    torch.testing.assert_close(m.q_proj.bias, torch.cat([a0.q_proj.bias[2 * d:], a1.q_proj.bias[:2 * d]]), rtol=0, atol=0)
-    torch.testing.assert_close(m.k_proj.bias, torch.cat([a0.k_proj.bias[d:], a1.k_proj.bias[:d]]), rtol=0, atol=0)
-    torch.testing.assert_close(m.v_proj.bias, torch.cat([a0.v_proj.bias[d:], a1.v_proj.bias[:d]]), rtol=0, atol=0)
+    assert_exact(m.q_proj.bias, torch.cat([a0.q_proj.bias[2 * d:], a1.q_proj.bias[:2 * d]]))
+    assert_exact(m.k_proj.bias, torch.cat([a0.k_proj.bias[d:], a1.k_proj.bias[:d]]))
+    assert_exact(m.v_proj.bias, torch.cat([a0.v_proj.bias[d:], a1.v_proj.bias[:d]]))
     assert m.o_proj.bias is None
 
 
@@ -349,11 +350,13 @@ def test_output_projection_biases_are_ratio_weighted():
     l0, l1 = model.model.layers[0], model.model.layers[1]
     ffn, kv = random_scores(model, seed=6)
     m = concat_merge([l0, l1], [0.25, 0.75], ffn[:2], kv[:2], model.config)
-    torch.testing.assert_close(m.self_attn.o_proj.bias, 0.25 * l0.self_attn.o_proj.bias + 0.75 * l1.self_attn.o_proj.bias)
+    a0, a1 = l0.self_attn, l1.self_attn
+    torch.testing.assert_close(m.self_attn.o_proj.bias, 0.25 * a0.o_proj.bias + 0.75 * a1.o_proj.bias)
     torch.testing.assert_close(m.mlp.down_proj.bias, 0.25 * l0.mlp.down_proj.bias + 0.75 * l1.mlp.down_proj.bias)
+    assert not torch.allclose(m.mlp.down_proj.bias, (l0.mlp.down_proj.bias + l1.mlp.down_proj.bias) / 2)
     keep0 = sorted(torch.argsort(ffn[0])[-32:].tolist())
     keep1 = sorted(torch.argsort(ffn[1])[-96:].tolist())
-    torch.testing.assert_close(m.mlp.gate_proj.bias, torch.cat([l0.mlp.gate_proj.bias[keep0], l1.mlp.gate_proj.bias[keep1]]))
+    assert_exact(m.mlp.gate_proj.bias, torch.cat([l0.mlp.gate_proj.bias[keep0], l1.mlp.gate_proj.bias[keep1]]))
 
 
 def test_zero_unit_layer_contributes_nothing():
@@ -362,10 +365,10 @@ def test_zero_unit_layer_contributes_nothing():
     ffn, kv = random_scores(model, seed=7)
     m = concat_merge([l0, l1], [0.03, 0.97], ffn[3:5], kv[3:5], model.config)  # KV (0, 2), FFN (3, 125)
     for proj in ("q_proj", "k_proj", "v_proj"):
-        torch.testing.assert_close(getattr(m.self_attn, proj).weight, getattr(l1.self_attn, proj).weight, rtol=0, atol=0)
-    torch.testing.assert_close(m.self_attn.o_proj.weight, l1.self_attn.o_proj.weight, rtol=0, atol=0)
+        assert_exact(getattr(m.self_attn, proj).weight, getattr(l1.self_attn, proj).weight)
+    assert_exact(m.self_attn.o_proj.weight, l1.self_attn.o_proj.weight)
     keep0 = sorted(torch.argsort(ffn[3])[-3:].tolist())
-    torch.testing.assert_close(m.mlp.gate_proj.weight[:3], l0.mlp.gate_proj.weight[keep0], rtol=0, atol=0)
+    assert_exact(m.mlp.gate_proj.weight[:3], l0.mlp.gate_proj.weight[keep0])
 
 
 def test_invalid_arguments_raise():

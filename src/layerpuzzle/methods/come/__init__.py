@@ -4,7 +4,15 @@
 - :mod:`.concat_merge` — the concatenation-based merge of a window (Eq. 5).
 """
 
-from .concat_merge import UnitSelection, concat_merge, merge_window, merged_state, query_head_mask, select_units, top_k_mask
+from .concat_merge import (
+    UnitSelection,
+    concat_merge,
+    merge_window,
+    merged_state,
+    query_head_mask,
+    select_units,
+    top_k_mask,
+)
 from .retention import distribute_and_round, retention_ratios, rho_threshold
 
 __all__ = [
