@@ -13,13 +13,8 @@ include: "rules/evaluate.smk"
 include: "rules/tables.smk"
 
 
-rule all:
-    default_target: True
-    input:
-        rules.all_tables.input,
-
-
 rule all_tables:
+    default_target: True
     input:
         all_table_outputs(),
 

@@ -1,0 +1,76 @@
+# Stage 5: the paper's tables from our artifacts, with the paper's numbers beside ours.
+
+TABLES = "results/tables"
+
+
+def table3_config_inputs(wildcards=None):
+    """Prepared config.json of the Table 3 models that carry no `architecture:` block."""
+    return [
+        f"{get_model_dir(m)}/config.json"
+        for m in config["run"]["table3_models"]
+        if not config["models"][m].get("architecture")
+    ]
+
+
+def table_files(stem):
+    return [f"{TABLES}/{stem}.{ext}" for ext in ("csv", "md", "tex")]
+
+
+rule table3_sparsity:
+    input:
+        configs=table3_config_inputs,
+    output:
+        table=table_files("table03_sparsity"),
+        vs_paper=table_files("table03_vs_paper"),
+        prov=f"{TABLES}/table03_sparsity.prov.json",
+    params:
+        models={
+            m: {
+                "architecture": config["models"][m].get("architecture"),
+                "paper_name": config["models"][m].get("paper_name"),
+                "config_json": None if config["models"][m].get("architecture") else f"{get_model_dir(m)}/config.json",
+            }
+            for m in config["run"]["table3_models"]
+        },
+        targets=[round(t * 100) for t in config["run"]["table3_targets"]],
+    log:
+        f"logs/tables/table03_sparsity.log",
+    script:
+        "../workflow/scripts/table3_sparsity.py"
+
+
+def all_metrics(wildcards=None):
+    return [metrics_path(m, c) for m in config["run"]["models"] for c in checkpoints_of(m)]
+
+
+rule results_table:
+    input:
+        metrics=all_metrics,
+    output:
+        table=table_files("results"),
+        vs_paper=table_files("results_vs_paper"),
+        prov=f"{TABLES}/results.prov.json",
+    params:
+        model_order=config["run"]["models"],
+        paper_names={m: config["models"][m].get("paper_name") for m in config["run"]["models"]},
+    log:
+        f"logs/tables/results.log",
+    script:
+        "../workflow/scripts/results_table.py"
+
+
+def all_table_outputs():
+    return (
+        table_files("table03_sparsity")
+        + table_files("results")
+        + [scores_outputs(m) for m in config["run"]["models"]]
+        + TABLE_PROVIDERS_OUTPUTS()
+    )
+
+
+# Method rule files append the tables they add to all_tables.
+TABLE_PROVIDERS = []
+
+
+def TABLE_PROVIDERS_OUTPUTS():
+    return [path for provider in TABLE_PROVIDERS for path in provider()]
