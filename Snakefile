@@ -10,7 +10,12 @@ include: "rules/models.smk"
 include: "rules/calibration.smk"
 include: "rules/scores.smk"
 include: "rules/evaluate.smk"
+include: "rules/come.smk"
+include: "rules/dlp_baselines.smk"
+include: "rules/merge_baselines.smk"
+include: "rules/posttrain.smk"
 include: "rules/tables.smk"
+include: "rules/audit.smk"
 
 
 rule all_tables:

@@ -109,3 +109,48 @@ def heavy_resources():
 
 def model_device():
     return config["device"]
+
+
+# ------------------------------------------------------------------ methods
+# A method's settings live under `methods.<key>` (schema: config/methods/<key>.schema.yaml):
+#   enabled: bool; variants: list of parameter dicts. A variant's path component is
+#   variant_slug(params) (keys `label` and `targets` excluded); `targets` (fractions)
+#   overrides run.targets for that variant; `label` is shown in the tables.
+from layerpuzzle.config import variant_slug
+
+
+def method_variants(key):
+    m = config["methods"].get(key) or {}
+    return m.get("variants", []) if m.get("enabled", False) else []
+
+
+def slug_params(variant):
+    return {k: v for k, v in variant.items() if k not in ("label", "targets")}
+
+
+def variant_of(key, slug):
+    """The variant dict of method `key` whose slug is `slug` (error lists the configured ones)."""
+    for v in (config["methods"].get(key) or {}).get("variants", []):
+        if variant_slug(slug_params(v)) == slug:
+            return v
+    known = [variant_slug(slug_params(v)) for v in (config["methods"].get(key) or {}).get("variants", [])]
+    raise ValueError(f"method {key!r} has no configured variant {slug!r}; configured: {known}")
+
+
+def method_checkpoints(key, model):
+    """Checkpoint ids '<key>/<target label>/<slug>' of every enabled variant and target."""
+    out = []
+    for v in method_variants(key):
+        fractions = v.get("targets") or config["run"]["targets"]
+        for t in fractions:
+            out.append(f"{key}/{target_label(t)}/{variant_slug(slug_params(v))}")
+    return out
+
+
+def register_method(key):
+    CHECKPOINT_PROVIDERS.append(lambda model: method_checkpoints(key, model))
+
+
+def target_fraction(label):
+    """'sp30' -> 0.3"""
+    return int(label[2:]) / 100.0

@@ -63,8 +63,22 @@ def _with_defaults(cls):
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
+    """The main schema with every method's fragment (``config/methods/<name>.schema.yaml``)
+    inserted under ``methods.properties.<name>``."""
+    path = Path(path)
     with open(path) as f:
-        return yaml.safe_load(f)
+        schema = yaml.safe_load(f)
+    methods = schema["properties"]["methods"]
+    methods.setdefault("properties", {})
+    defaults = methods.setdefault("default", {})
+    for frag in sorted((path.parent / "methods").glob("*.schema.yaml")):
+        name = frag.name[: -len(".schema.yaml")]
+        with open(frag) as f:
+            sub = yaml.safe_load(f)
+        methods["properties"][name] = sub
+        defaults.setdefault(name, {})
+    methods["additionalProperties"] = False
+    return schema
 
 
 def validate_config(config: dict[str, Any], schema: dict[str, Any] | str | Path) -> dict[str, Any]:
@@ -76,6 +90,23 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | str | Path)
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(_describe(e) for e in errors))
     return config
+
+
+def variant_slug(params: dict[str, Any]) -> str:
+    """A path-safe slug of a method variant's parameters: ``key=value`` pairs, sorted, comma-joined.
+
+    ``label`` (a display name) is not part of the slug.
+    """
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        if isinstance(v, (list, tuple)):
+            return "+".join(fmt(x) for x in v)
+        return str(v)
+
+    return ",".join(f"{k}={fmt(v)}" for k, v in sorted(params.items()) if k != "label") or "default"
 
 
 def target_label(fraction: float) -> str:

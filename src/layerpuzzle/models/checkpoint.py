@@ -59,3 +59,62 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, *, card: str,
         for name, obj in (extra_json or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
     return out_dir
+
+
+def layers_to_remove(dense_config, target_fraction: float) -> int:
+    """Layers a method removes for a sparsity target: the Table 3 rule (come.md §10), nearest sparsity."""
+    from ..sparsity import ArchSpec, removed_for_target
+
+    return removed_for_target(ArchSpec.from_hf_config(dense_config), 100.0 * float(target_fraction))
+
+
+def pruning_record(dense_config, *, method: str, variant: str, params: dict[str, Any],
+                   target_fraction: float, removed_layers: int) -> dict[str, Any]:
+    """``pruning.json``: what the results table needs to label a checkpoint's row."""
+    from ..sparsity import ArchSpec, sparsity
+
+    spec = ArchSpec.from_hf_config(dense_config)
+    return {
+        "method": method,
+        "variant": variant,
+        "params": params,
+        "target_fraction": float(target_fraction),
+        "target_pct": round(100 * float(target_fraction)),
+        "removed_layers": int(removed_layers),
+        "sparsity_pct": round(100 * sparsity(spec, removed_layers), 4),
+        "dense_layers": spec.num_hidden_layers,
+    }
+
+
+def save_pruned(model, tokenizer, out_dir: str | Path, *, dense_config, base_model: str, method: str,
+                variant: str, params: dict[str, Any], target_fraction: float,
+                layer_groups: Sequence[Sequence[int]], summary: str, notes: Sequence[str] = (),
+                extra_json: dict[str, Any] | None = None, write_extra=None) -> Path:
+    """Write a pruned/merged checkpoint with its ``pruning.json``, ``layer_map.json`` and model card.
+
+    ``layer_groups[b]`` lists the original layers student layer ``b`` stands for
+    (one entry for a kept layer, several for a merged one).  ``write_extra(tmp_dir)``
+    may add method artifacts (per-iteration scores, sensitivities) before the rename.
+    """
+    removed = int(dense_config.num_hidden_layers if hasattr(dense_config, "num_hidden_layers")
+                  else dense_config["num_hidden_layers"]) - len(layer_groups)
+    record = pruning_record(dense_config, method=method, variant=variant, params=params,
+                            target_fraction=target_fraction, removed_layers=removed)
+    lmap = layer_map_from_groups(layer_groups)
+    card = model_card(
+        title=f"{base_model} — {method}{f' ({variant})' if variant else ''}, {record['removed_layers']} layers removed "
+              f"({record['sparsity_pct']:.2f}% of parameters)",
+        method=method, model=base_model, summary=summary, params={**params, "target_fraction": target_fraction},
+        layer_map=lmap, notes=notes)
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "README.md").write_text(card)
+        (tmp / "layer_map.json").write_text(json.dumps(lmap, indent=2) + "\n")
+        (tmp / "pruning.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+        for name, obj in (extra_json or {}).items():
+            (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        if write_extra is not None:
+            write_extra(tmp)
+    return out_dir

@@ -1,0 +1,1 @@
+# (stage rules added by the dlp_baselines work)

@@ -1,0 +1,1 @@
+# (stage rules added by the merge_baselines work)
