@@ -4,9 +4,9 @@ TABLES = "results/tables"
 
 
 def table3_config_inputs(wildcards=None):
-    """Prepared config.json of the Table 3 models that carry no `architecture:` block."""
+    """Prepared model directories of the Table 3 models that carry no `architecture:` block."""
     return [
-        f"{get_model_dir(m)}/config.json"
+        get_model_dir(m)
         for m in config["run"]["table3_models"]
         if not config["models"][m].get("architecture")
     ]
