@@ -83,9 +83,9 @@ def _hand_loglikelihood(model, context: str, continuation: str, tok) -> float:
 
 def test_arc_easy_scores_equal_a_hand_computation_and_are_deterministic(llama):
     model, tok = llama
-    flat, raw = _eval(model, tok, "arc_easy", limit=4, log_samples=True)
+    flat, raw = _eval(model, tok, "arc_easy", limit=3, log_samples=True)
     samples = raw["samples"]["mirror_arc_easy"]
-    assert [s["doc_id"] for s in samples] == [0, 1, 2, 3]
+    assert [s["doc_id"] for s in samples] == [0, 1, 2]
     assert samples[0]["arguments"][0][0] == ARC_E_FIRST  # the rendered prompt, identical to lm-eval's arc
     correct = []
     for s in samples:
@@ -93,8 +93,8 @@ def test_arc_easy_scores_equal_a_hand_computation_and_are_deterministic(llama):
         assert [r[0][0] for r in s["resps"]] == pytest.approx(lls, abs=1e-3)
         normed = [ll / len(cont) for ll, (_, cont) in zip(lls, s["arguments"])]  # acc_norm: per character
         correct.append(float(max(range(len(normed)), key=normed.__getitem__) == s["doc"]["gold"]))
-    assert flat["value"] == pytest.approx(sum(correct) / 4)
-    again, raw2 = _eval(model, tok, "arc_easy", limit=4, log_samples=True)
+    assert flat["value"] == pytest.approx(sum(correct) / 3)
+    again, raw2 = _eval(model, tok, "arc_easy", limit=3, log_samples=True)
     assert again == flat
     assert raw2["results"] == raw["results"]
     assert raw2["configs"] == raw["configs"]
@@ -264,3 +264,12 @@ def test_local_mmlu_prompt_equals_stock_5shot_prompt(tmp_path, subject):
         first = [i for i, doc in enumerate(local.eval_docs) if doc["subject"] == subject][0]
     assert [mine[first + k] for k in range(3)] == [theirs[k] for k in range(3)]
     assert theirs[0][0][0].count("\nAnswer: ") == 5 and theirs[0][1][1] == " B"
+
+
+def test_hub_task_names_exist_in_lm_eval():
+    """Hub mode cannot run offline, but its task names must be lm-eval's (mmlu is a group)."""
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager()
+    assert {s.hub_task for s in TASKS.values()} <= set(tm.all_tasks)
+    assert "mmlu" in tm.all_groups and "arc_easy" in tm.all_subtasks

@@ -171,7 +171,14 @@ def evaluate_task(
         )
 
     if mirror is None:
-        raw = json_safe(run(TaskManager(), spec.hub_task, spec.num_fewshot), keep_samples=log_samples)
+        try:
+            results = run(TaskManager(), spec.hub_task, spec.num_fewshot)
+        except ConnectionError as exc:  # datasets' offline / unreachable-hub error
+            raise RuntimeError(
+                f"lm-eval could not load {spec.hub_task!r} from the Hugging Face hub ({exc}). Offline? "
+                "Evaluate on the local mirror instead (config data.mirror / $LAYERPUZZLE_DATA_MIRROR)."
+            ) from exc
+        raw = json_safe(results, keep_samples=log_samples)
         return flat_result(raw, spec, spec.hub_task, "hub"), raw
     with local_task_manager(Path(mirror)) as (task_manager, rendered):
         results = run(task_manager, spec.mirror_task, spec.mirror_num_fewshot)
