@@ -97,6 +97,19 @@ def targets():
     return [(t, target_label(t)) for t in config["run"]["targets"]]
 
 
+# ------------------------------------------------------------------ tables
+TABLES = "results/tables"
+
+
+def table_files(stem):
+    """results/tables/<stem>.{csv,md,tex}"""
+    return [f"{TABLES}/{stem}.{ext}" for ext in ("csv", "md", "tex")]
+
+
+# Method rule files append functions returning extra table/figure paths for all_tables.
+TABLE_PROVIDERS = []
+
+
 # ------------------------------------------------------------------ resources
 def heavy_resources():
     """Resources of model-heavy rules; `attempt` scales memory and time under --retries."""

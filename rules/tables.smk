@@ -1,8 +1,5 @@
 # Stage 5: the paper's tables from our artifacts, with the paper's numbers beside ours.
 
-TABLES = "results/tables"
-
-
 def table3_config_inputs(wildcards=None):
     """Prepared model directories of the Table 3 models that carry no `architecture:` block."""
     return [
@@ -10,10 +7,6 @@ def table3_config_inputs(wildcards=None):
         for m in config["run"]["table3_models"]
         if not config["models"][m].get("architecture")
     ]
-
-
-def table_files(stem):
-    return [f"{TABLES}/{stem}.{ext}" for ext in ("csv", "md", "tex")]
 
 
 rule table3_sparsity:
@@ -66,10 +59,6 @@ def all_table_outputs():
         + [scores_outputs(m) for m in config["run"]["models"]]
         + TABLE_PROVIDERS_OUTPUTS()
     )
-
-
-# Method rule files append the tables they add to all_tables.
-TABLE_PROVIDERS = []
 
 
 def TABLE_PROVIDERS_OUTPUTS():

@@ -71,7 +71,7 @@ def describe_files(paths: dict[str, list[str]]) -> dict[str, list[dict[str, str]
     return {name: [{"path": str(p), "sha256": sha256_path(p)} for p in files] for name, files in paths.items()}
 
 
-def build_record(*, rule: str, inputs: dict[str, list[str]], outputs: dict[str, list[str]],
+def build_record(*, code_dir: str | os.PathLike | None = None, rule: str, inputs: dict[str, list[str]], outputs: dict[str, list[str]],
                  params: dict[str, Any], seed: int | None, started: float, finished: float,
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
@@ -81,7 +81,7 @@ def build_record(*, rule: str, inputs: dict[str, list[str]], outputs: dict[str, 
         "params": params,
         "seed": seed,
         "packages": package_versions(),
-        "git": git_state(),
+        "git": git_state(code_dir),
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
