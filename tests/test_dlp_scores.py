@@ -1,0 +1,188 @@
+"""Mag+, Taylor+, ShortGPT and Reverse orders against hand and independent computations."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from layerpuzzle.engine.runner import LayerwiseRunner
+from layerpuzzle.engine.scores_io import compute_and_save_scores
+from layerpuzzle.methods.dlp import (
+    apply_plus_heuristic,
+    ascending_order,
+    bi_from_rows,
+    block_influence,
+    magnitude_order,
+    magnitude_scores,
+    reverse_order,
+    shortgpt_order,
+    taylor_scores,
+)
+from layerpuzzle.models import architecture as arch
+from layerpuzzle.models.random_models import build_random_model
+
+# Elements of one tiny layer (hidden 64, 4 q heads / 2 kv heads of 16, intermediate 128)
+PROJ = 64 * 64 + 2 * (32 * 64) + 64 * 64 + 3 * (128 * 64)  # q, k, v, o, gate, up, down = 36,864
+NORMS = 2 * 64  # input_layernorm + post_attention_layernorm
+QK_NORMS = 2 * 16  # Qwen3 q_norm + k_norm (per head_dim)
+
+
+def _fill(model, proj_values, norm_value=1.0, bias_value=None):
+    """Every projection entry of layer l = ±proj_values[l] (alternating sign), every norm weight = norm_value."""
+    with torch.no_grad():
+        for l, layer in enumerate(arch.layers(model)):
+            for name, p in layer.named_parameters():
+                if name.endswith("proj.weight"):
+                    sign = torch.ones(p.numel())
+                    sign[1::2] = -1
+                    p.copy_((proj_values[l] * sign).view_as(p))
+                elif name.endswith("norm.weight"):
+                    p.fill_(norm_value)
+                elif name.endswith("bias") and bias_value is not None:
+                    p.fill_(bias_value[l])
+
+
+# k/64 values are exact in fp32, so the sums below are exact
+K = [32, 6, 20, 12, 3, 26, 9, 16]
+
+
+def test_mag_plus_scores_and_order_by_hand():
+    model, _ = build_random_model("llama", seed=0)
+    _fill(model, [k / 64 for k in K])
+    assert magnitude_scores(model) == [PROJ * k / 64 + NORMS for k in K]
+    raw = magnitude_order(model, plus_heuristic=False)
+    assert raw.layers == [4, 1, 6, 3, 7, 2, 5, 0]  # ascending k
+    plus = magnitude_order(model, plus_heuristic=True)
+    # 8 layers: 0-3 and 6, 7 protected -> only 4 and 5 are candidates, the rest follow in ascending order
+    assert plus.layers == [4, 5, 1, 6, 3, 7, 2, 0]
+    assert plus.protected == [False, False] + [True] * 6
+    assert plus.scores[0] == PROJ * 3 / 64 + NORMS
+
+
+def test_mag_plus_excludes_biases_and_counts_qk_norms():
+    q2, _ = build_random_model("qwen2", seed=0)
+    # huge biases on the layer with the smallest weights: they must not count
+    _fill(q2, [k / 64 for k in K], bias_value=[0.0, 0, 0, 0, 1e6, 0, 0, 0])
+    assert magnitude_scores(q2) == [PROJ * k / 64 + NORMS for k in K]
+    q3, _ = build_random_model("qwen3", seed=0)
+    _fill(q3, [k / 64 for k in K], norm_value=0.5)
+    assert magnitude_scores(q3) == [PROJ * k / 64 + 0.5 * (NORMS + QK_NORMS) for k in K]
+
+
+def test_plus_heuristic_on_ten_layers():
+    model, _ = build_random_model("llama", seed=0, num_hidden_layers=10)
+    # smallest magnitudes on protected layers 0, 9, 1, then 5, 8, 6, 2, 7, 4, 3
+    k = {0: 1, 9: 2, 1: 3, 5: 4, 8: 5, 6: 6, 2: 7, 7: 8, 4: 9, 3: 10}
+    _fill(model, [k[l] / 64 for l in range(10)])
+    assert magnitude_order(model, plus_heuristic=False).layers == [0, 9, 1, 5, 8, 6, 2, 7, 4, 3]
+    order = magnitude_order(model, plus_heuristic=True)
+    assert order.layers == [5, 6, 7, 4, 0, 9, 1, 8, 2, 3]
+    assert order.first(4) == [5, 6, 7, 4]  # never 0-3 or 8, 9
+    assert apply_plus_heuristic([9, 8, 7, 6, 5, 4, 3, 2, 1, 0], 10) == (
+        [7, 6, 5, 4, 9, 8, 3, 2, 1, 0], [False] * 4 + [True] * 6)
+
+
+def test_ascending_order_is_stable_on_ties():
+    assert ascending_order([2.0, 1.0, 1.0, 0.5]) == [3, 1, 2, 0]
+
+
+def _independent_taylor(model, ids, batch_size, accumulate):
+    """Per-layer Σ|Σ_b w·g_b| (or Σ_b Σ|w·g_b|) with plain .backward() and a hand-written shifted CE, fp64."""
+    acc = {}
+    for i in range(0, ids.shape[0], batch_size):
+        x = ids[i : i + batch_size]
+        model.zero_grad()
+        logits = model(x).logits
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+        loss.backward()
+        for l, layer in enumerate(arch.layers(model)):
+            for name, p in layer.named_parameters():
+                if name.endswith("bias"):
+                    continue
+                s = (p.detach() * p.grad).double()
+                key = (l, name)
+                acc[key] = acc.get(key, 0) + (s if accumulate == "signed_sum" else s.abs())
+    model.zero_grad()
+    n = arch.num_layers(model)
+    return [sum(float(v.abs().sum()) for (l, _), v in acc.items() if l == j) for j in range(n)]
+
+
+@pytest.mark.parametrize("arch_name", ["llama", "qwen2", "qwen3"])
+@pytest.mark.parametrize("accumulate", ["signed_sum", "abs_per_batch"])
+def test_taylor_scores_equal_independent_autograd(arch_name, accumulate):
+    model, _ = build_random_model(arch_name, seed=2, num_hidden_layers=2)
+    ids = torch.randint(0, 256, (4, 24), generator=torch.Generator().manual_seed(1))
+    ours = taylor_scores(model, ids, batch_size=2, accumulate=accumulate)
+    ref = _independent_taylor(model, ids, 2, accumulate)
+    assert ours == pytest.approx(ref, rel=1e-5)
+    assert all(p.grad is None for p in model.parameters())  # no gradient left behind
+
+
+def test_taylor_accumulations_coincide_for_one_batch_and_differ_for_two():
+    model, _ = build_random_model("llama", seed=2, num_hidden_layers=2)
+    ids = torch.randint(0, 256, (4, 24), generator=torch.Generator().manual_seed(1))
+    one = [taylor_scores(model, ids, batch_size=4, accumulate=a) for a in ("signed_sum", "abs_per_batch")]
+    assert one[0] == pytest.approx(one[1], rel=1e-6)
+    two = [taylor_scores(model, ids, batch_size=2, accumulate=a) for a in ("signed_sum", "abs_per_batch")]
+    # |a + b| <= |a| + |b| entry-wise, strictly somewhere
+    assert all(s < a for s, a in zip(*two))
+
+
+def test_taylor_signed_sum_equals_gradient_of_the_calibration_loss():
+    """The paper's Σ|w·∂L/∂w| with L = mean of the batch losses is signed_sum / #batches."""
+    model, _ = build_random_model("llama", seed=4, num_hidden_layers=2)
+    ids = torch.randint(0, 256, (4, 16), generator=torch.Generator().manual_seed(3))
+    signed = taylor_scores(model, ids, batch_size=1, accumulate="signed_sum")
+    model.zero_grad()
+    losses = [model(ids[i : i + 1], labels=ids[i : i + 1]).loss for i in range(4)]
+    (sum(losses) / 4).backward()
+    paper = [sum(float((p.detach() * p.grad).double().abs().sum()) for n, p in layer.named_parameters()
+                 if "weight" in n) for layer in arch.layers(model)]
+    assert [s / 4 for s in signed] == pytest.approx(paper, rel=1e-5)
+
+
+@pytest.mark.parametrize("last", ["raw", "final_norm"])
+def test_shortgpt_bi_equals_engine_artifact(tmp_path, last):
+    model, _ = build_random_model("mistral", seed=5)
+    ids = torch.randint(0, 256, (3, 20), generator=torch.Generator().manual_seed(2))
+    outputs = {k: str(tmp_path / f"{k}.{ext}") for k, ext in
+               [("bi", "parquet"), ("sbi", "parquet"), ("activations", "safetensors"), ("sensitivity", "safetensors")]}
+    compute_and_save_scores(model, ids, model_name="m", calib_id="c", max_span=1, last_layer_output=last,
+                            batch_size=2, outputs=outputs)
+    engine = bi_from_rows(pd.read_parquet(outputs["bi"]))
+    ours = block_influence(LayerwiseRunner(model, ids, batch_size=2), last_layer_output=last)
+    assert ours == engine
+    # hand check of one layer: 1 - mean cos(h[l], h[l+1]) from HF hidden states
+    with torch.no_grad():
+        hs = model(ids, output_hidden_states=True).hidden_states
+    cos = F.cosine_similarity(hs[3].float(), hs[4].float(), dim=-1)
+    assert ours[3] == pytest.approx(1 - float(cos.mean()), abs=1e-6)
+    order = shortgpt_order(ours)
+    assert order.layers == [int(i) for i in torch.tensor(ours).argsort(stable=True)]
+    assert order.scores == sorted(ours) and not any(order.protected)
+
+
+def test_shortgpt_final_norm_changes_only_the_last_layer():
+    model, _ = build_random_model("llama", seed=6)
+    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    raw = block_influence(LayerwiseRunner(model, ids, 2), "raw")
+    normed = block_influence(LayerwiseRunner(model, ids, 2), "final_norm")
+    assert raw[:-1] == normed[:-1] and raw[-1] != normed[-1]
+
+
+def test_shortgpt_published_prefix():
+    bi = [0.9, 0.1, 0.5, 0.3, 0.2, 0.8]  # computed order: 1, 4, 3, 2, 5, 0
+    order = shortgpt_order(bi, published=[3, 2])
+    assert order.layers == [3, 2, 1, 4, 5, 0]
+    assert order.source == ["published", "published"] + ["computed"] * 4
+    assert order.scores == [0.3, 0.5, 0.1, 0.2, 0.8, 0.9]
+    with pytest.raises(ValueError):
+        shortgpt_order(bi, published=[3, 3])
+
+
+def test_reverse_order():
+    assert reverse_order(6).layers == [5, 4, 3, 2, 1, 0]
+    keep = reverse_order(6, keep_last=2)
+    assert keep.layers == [3, 2, 1, 0, 5, 4] and keep.protected == [False] * 4 + [True] * 2
+    assert all(math.isnan(s) for s in keep.scores)
