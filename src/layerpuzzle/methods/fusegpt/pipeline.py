@@ -1,0 +1,88 @@
+"""FuseGPT-MI / MI+F as workflow steps (rules ``fusegpt_calibration``, ``fusegpt_mi``, ``fusegpt_mif``)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from ...data.calibration import CalibrationSpec, build_calibration, load_calibration, save_calibration
+from ...data.text_sources import calibration_rows, resolve_mirror
+from ...models.checkpoint import layers_to_remove, save_pruned
+from ...models.sources import load_model
+from .calibration import random_windows
+from .fuse_linear import CoefInit
+from .fusion_loop import fusegpt_prune
+
+log = logging.getLogger(__name__)
+
+
+def parse_calib_id(calib_id: str) -> dict[str, Any]:
+    """``random_windows-wikitext2-n32-s10-len2048`` → its settings."""
+    sampling, dataset, n, s, length = calib_id.rsplit("-", 4)
+    return {"sampling": sampling, "dataset": dataset, "n": int(n[1:]), "seed": int(s[1:]), "seq_len": int(length[3:])}
+
+
+def build_fusegpt_calibration(model_dir: str, calib_id: str, out_path: str, mirror: str | None) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    c = parse_calib_id(calib_id)
+    rows, source = calibration_rows(c["dataset"], resolve_mirror(mirror))
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    if c["sampling"] == "random_windows":
+        windows, info = random_windows(rows, tok, c["n"], c["seq_len"], c["seed"])
+    else:
+        windows, info = build_calibration(rows, tok, CalibrationSpec(c["dataset"], c["n"], c["seed"], c["seq_len"]))
+    info = {**info, "id": calib_id, "windows": int(windows.shape[0])}
+    save_calibration(out_path, windows, {**{k: v for k, v in info.items() if k != "starts"},
+                                         **{f"source_{k}": v for k, v in source.items()}})
+    return {"calibration": info, "source": source}
+
+
+def coef_init(variant: dict[str, Any]) -> CoefInit:
+    if variant["variant"] == "released":
+        return CoefInit(kind="zeros", lora="zeros")
+    return CoefInit(kind=variant.get("coef_init", "kaiming"), std=float(variant.get("coef_std", 0.02)),
+                    lora=variant.get("lora_init", "zeros"))
+
+
+def run_fusegpt(model_dir: str, calib_path: str, out_dir: str, *, model_name: str, target_fraction: float, fuse: bool,
+                variant: dict[str, Any], calibration: dict[str, Any], batch_size: int, offload_states: bool = False,
+                group_size: int = 8, coef_rank: int = 128, lora_rank: int = 128, seed: int = 10,
+                dtype: str = "auto", device: str = "auto") -> dict[str, Any]:
+    model, tok = load_model(model_dir, dtype=dtype, device=device)
+    dense_config = copy.deepcopy(model.config)
+    ids = load_calibration(calib_path)
+    n_remove = layers_to_remove(dense_config, target_fraction)
+    init = coef_init(variant) if fuse else None
+    init_seed = int(variant.get("init_seed", seed))
+    result = fusegpt_prune(model, ids, n_remove, fuse=fuse, rank=coef_rank, lora_rank=lora_rank,
+                           init=init or CoefInit(), seed=init_seed, group_size=group_size, batch_size=batch_size,
+                           device=next(model.parameters()).device, state_device="cpu" if offload_states else None)
+    log.info("FuseGPT-%s removed (original indices, in order): %s", "MI+F" if fuse else "MI", result.removed_original)
+    notes = [f"Iterative Macro Influence on {ids.shape[0]} windows of {ids.shape[1]} tokens "
+             f"({calibration['sampling']}, {calibration['dataset']}, seed {calibration['seed']}); the lowest-MI layer "
+             "of the current stack is removed, then all layers are re-scored; no layer is protected.",
+             "No post-training (CoMe's FuseGPT-MI / MI+F settings)."]
+    params: dict[str, Any] = {"calibration": calibration, "batch_size": batch_size}
+    if fuse:
+        params.update(variant=variant["variant"], coef_init=init.kind, lora_init=init.lora, init_seed=init_seed,
+                      group_size=group_size, coef_rank=coef_rank, lora_rank=lora_rank)
+        if init.kind == "normal":
+            params["coef_std"] = init.std
+        notes.append("The removed layer is fused into the other layers of its group with W_eff = W_t + B·A + "
+                     "(P Q) ⊙ W_f, folded into plain Linear weights. "
+                     + ("Official init (P = 0, B = 0): an exact no-op, so this equals FuseGPT-MI."
+                        if variant["variant"] == "released" else
+                        f"Random init of both P and Q ({init.kind}); CoMe's exact init is not stated."))
+    method = "FuseGPT-MI+F" if fuse else "FuseGPT-MI"
+    save_pruned(
+        model, tok, out_dir, dense_config=dense_config, base_model=model_name, method=method,
+        variant=variant.get("label") or "", params=params, target_fraction=target_fraction,
+        layer_groups=result.groups,
+        summary=f"{method}: iterative Macro-Influence layer removal (baselines.md §7)"
+                + (", with low-rank fusion of each removed layer into its group." if fuse else "."),
+        notes=notes,
+        extra_json={"fusegpt.json": {"removed_original": result.removed_original, "iterations": result.iterations}},
+    )
+    return {"removed_original": result.removed_original, "layer_forwards": result.layer_forwards}

@@ -1,0 +1,171 @@
+"""The Layer-Collapse search (LaCo paper Alg. 1; notebook ``while`` loop; baselines.md §5).
+
+With C layers merged per operation, layer range [L, H], minimum interval I and
+threshold T (CoMe Table 6), the notebook loop is::
+
+    lay = H - C
+    while lay >= L:
+        candidate = merge(current, base=lay, m=min(C-1, n-lay-1))   # layers lay..lay+m -> one
+        if sim(dense, candidate) > T:
+            current = candidate; lay -= I
+            if lay >= n_current: lay = n_current - 1 - C           # the notebook's reset rule
+        else:
+            lay -= 1
+
+``H`` and ``L`` are used literally as the notebook's 0-based ``HIGHEST_LAY`` /
+``LOWEST_LAY`` (CoMe's mapping of the paper's 1-based values is silent; ``H`` =
+number of layers makes the first candidate the top C layers). ``H = None``
+means the number of layers.
+
+The number of removed layers is an outcome of T.  ``stop_at_target`` (our
+addition) makes it exact: every merge collapses at most the layers still to be
+removed and the search stops when the target is reached; if a pass ends short,
+T is lowered in steps of ``threshold_step`` and the search is re-run from the
+dense model.  A lower T that keeps every decision of the pass (T ≥ the largest
+rejected similarity) gives the same pass again, so those steps are skipped: the
+next T is the first grid value ``T − k·step`` below the best rejected candidate.
+If no candidate was rejected the shortfall cannot be closed by T and is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ...models import architecture as arch
+from .rdsc import Variant, rdsc_merge
+from .similarity import SentenceProbe
+
+
+@dataclass(frozen=True)
+class CollapseParams:
+    """Search hyperparameters: C, L, H, I, T (CoMe Table 6) and the target rule."""
+
+    merge_layers: int = 4            # C: layers collapsed into one per merge
+    lowest_layer: int = 1            # L: lowest base layer (0-based, as in the notebook)
+    highest_layer: int | None = None  # H: lay starts at H - C (None = number of layers)
+    interval: int = 2                # I: after a merge, lay -= I
+    threshold: float = 0.65          # T: accept when similarity > T
+    stop_at_target: bool = True
+    threshold_step: float = 0.05
+
+    def __post_init__(self):
+        if self.merge_layers < 2:
+            raise ValueError(f"merge_layers (C) must be >= 2, got {self.merge_layers}")
+        if self.interval < 1:
+            raise ValueError(f"interval (I) must be >= 1, got {self.interval}")
+        if self.threshold_step <= 0:
+            raise ValueError(f"threshold_step must be > 0, got {self.threshold_step}")
+
+
+@dataclass
+class CollapseResult:
+    groups: list[list[int]]          # original layers each kept layer stands for
+    threshold_used: float
+    passes: int
+    removed: int
+    target_removed: int | None
+    shortfall: int
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    layer_forwards: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("candidates")
+        return d
+
+
+@dataclass
+class _Stack:
+    layers: list[nn.Module]
+    groups: list[list[int]]
+
+    def entries(self) -> list[tuple[nn.Module, int]]:
+        return [(m, g[0]) for m, g in zip(self.layers, self.groups)]
+
+
+def _search_pass(probe: SentenceProbe, dense: _Stack, reference, params: CollapseParams, threshold: float,
+                 variant: Variant, target: int | None, pass_no: int, log: list[dict]) -> tuple[_Stack, float | None]:
+    """One notebook pass at ``threshold``; returns the stack and the best rejected similarity."""
+    stack = _Stack(list(dense.layers), [list(g) for g in dense.groups])
+    inputs = probe.layer_inputs(stack.entries())
+    n0 = len(dense.layers)
+    C = params.merge_layers
+    H = n0 if params.highest_layer is None else params.highest_layer
+    lay = H - C
+    best_rejected: float | None = None
+    while lay >= params.lowest_layer:
+        removed = n0 - len(stack.layers)
+        if target is not None and removed >= target:
+            break
+        n = len(stack.layers)
+        m = min(C - 1, n - lay - 1)
+        if target is not None:
+            m = min(m, target - removed)
+        if lay >= n or m <= 0:
+            # the notebook merges nothing here: the copy equals the current model, sim = 1 > T
+            accepted, sim, merged = True, 1.0, None
+        else:
+            merged = rdsc_merge(stack.layers[lay:lay + m + 1], variant)
+            cand = _Stack(stack.layers[:lay] + [merged] + stack.layers[lay + m + 1:],
+                          stack.groups[:lay] + [sorted(sum(stack.groups[lay:lay + m + 1], []))]
+                          + stack.groups[lay + m + 1:])
+            sim = probe.similarity(reference, probe.outputs(cand.entries(), start=lay, inputs=inputs))
+            accepted = sim > threshold
+        log.append({"pass": pass_no, "threshold": threshold, "base": lay, "merged_current": list(range(lay, lay + m + 1)),
+                    "merged_original": sorted(sum(stack.groups[lay:lay + m + 1], [])) if merged is not None else [],
+                    "similarity": sim, "accepted": accepted})
+        if accepted:
+            if merged is not None:
+                stack = cand
+                inputs = probe.layer_inputs(stack.entries())
+            lay -= params.interval
+            if lay >= len(stack.layers):
+                lay = len(stack.layers) - 1 - C
+        else:
+            best_rejected = sim if best_rejected is None else max(best_rejected, sim)
+            lay -= 1
+    return stack, best_rejected
+
+
+def next_threshold(threshold: float, best_rejected: float, step: float) -> float:
+    """The first value ``threshold − k·step`` (k ≥ 1) strictly below ``best_rejected``."""
+    k = max(1, math.floor((threshold - best_rejected) / step + 1e-9) + 1)
+    return round(threshold - k * step, 10)
+
+
+@torch.no_grad()
+def layer_collapse(model, tokenizer, sentences: Sequence[str], params: CollapseParams, *,
+                   variant: Variant = "described", target_removed: int | None = None, device=None) -> CollapseResult:
+    """Run the LaCo search on ``model`` and install the result in it (in place).
+
+    ``target_removed`` is used only with ``params.stop_at_target``.
+    """
+    arch.check_supported(model)
+    target = target_removed if params.stop_at_target else None
+    if params.stop_at_target and target_removed is None:
+        raise ValueError("stop_at_target needs target_removed")
+    probe = SentenceProbe(model, tokenizer, sentences, device=device)
+    n0 = arch.num_layers(model)
+    dense = _Stack(list(arch.layers(model)), [[i] for i in range(n0)])
+    reference = probe.outputs(dense.entries())
+    log: list[dict] = []
+    threshold, passes = float(params.threshold), 0
+    while True:
+        passes += 1
+        stack, best_rejected = _search_pass(probe, dense, reference, params, threshold, variant, target, passes, log)
+        removed = n0 - len(stack.layers)
+        if target is None or removed >= target or best_rejected is None:
+            break
+        threshold = next_threshold(threshold, best_rejected, params.threshold_step)
+    types = getattr(model.config, "layer_types", None)
+    arch.replace_layers(model, stack.layers, [types[g[0]] for g in stack.groups] if types is not None else None)
+    return CollapseResult(
+        groups=stack.groups, threshold_used=threshold, passes=passes, removed=removed,
+        target_removed=target_removed, shortfall=max(0, (target or 0) - removed),
+        candidates=log, layer_forwards=probe.layer_forwards,
+    )

@@ -1,0 +1,86 @@
+"""LaCo's acceptance criterion (baselines.md §5, notebook ``cal_last_hidden_sim``).
+
+For each calibration sentence separately (batch 1, no padding, the tokenizer's
+default special tokens — BOS where the tokenizer adds one), take the last hidden
+state *after the final norm* (HF ``hidden_states[-1]``) of the original dense
+model and of the candidate, flatten the (seq_len × hidden) matrix into one
+vector and take one cosine; the criterion is the mean over sentences:
+
+    sim = (1/N) Σ_s cos(vec(norm(H_dense^(L)(s))), vec(norm(H_cand^(L)(s))))
+
+A candidate is a list of decoder layers run over the *dense* model's embeddings,
+rotary embeddings, masks and final norm (:class:`SentenceProbe`), so no model
+copy is ever made; the inputs of every layer of the current stack are cached, and
+a candidate that changes the stack from layer ``l`` on re-runs only layers ``l..``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...engine.runner import Hidden, LayerwiseRunner
+
+
+def flat_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Cosine between two tensors flattened to vectors (fp64)."""
+    return float(F.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0, eps=1e-12))
+
+
+class SentenceProbe:
+    """Layer-at-a-time forwards of a layer stack over each calibration sentence.
+
+    ``stack`` arguments are lists of ``(layer module, type index)``: the type index
+    is the original layer index whose ``config.layer_types`` entry (full or
+    sliding attention) the module uses.
+    """
+
+    def __init__(self, model, tokenizer, sentences: Sequence[str], device=None):
+        if not sentences:
+            raise ValueError("LaCo needs at least one calibration sentence")
+        self.model = model
+        self.runners = [
+            LayerwiseRunner(model, tokenizer(s, return_tensors="pt").input_ids, batch_size=1,
+                            device=device or next(model.parameters()).device)
+            for s in sentences
+        ]
+        self.n_tokens = [int(r.input_ids.shape[1]) for r in self.runners]
+
+    @property
+    def layer_forwards(self) -> int:
+        return sum(r.layer_forwards for r in self.runners)
+
+    def layer_inputs(self, stack: Sequence[tuple[nn.Module, int]]) -> list[list[Hidden]]:
+        """Per sentence, the inputs ``h[0..n]`` of every layer of ``stack`` (``h[n]`` = its raw output)."""
+        out = []
+        for runner in self.runners:
+            h = runner.embed()
+            states = [h]
+            for module, type_index in stack:
+                h = runner.layer(type_index, h, module=module)
+                states.append(h)
+            out.append(states)
+        return out
+
+    def outputs(self, stack: Sequence[tuple[nn.Module, int]], start: int = 0,
+                inputs: list[list[Hidden]] | None = None) -> list[torch.Tensor]:
+        """Per sentence, the final-norm last hidden state of ``stack`` run from layer ``start``.
+
+        ``inputs[s][start]`` (from :meth:`layer_inputs` of a stack that agrees with
+        ``stack`` below ``start``) is the cached input of layer ``start``.
+        """
+        outs = []
+        for s, runner in enumerate(self.runners):
+            h = inputs[s][start] if inputs is not None else runner.embed()
+            for module, type_index in stack[start:]:
+                h = runner.layer(type_index, h, module=module)
+            outs.append(runner.final_norm(h)[0])
+        return outs
+
+    @staticmethod
+    def similarity(reference: Sequence[torch.Tensor], candidate: Sequence[torch.Tensor]) -> float:
+        """Mean over sentences of the flattened-output cosine."""
+        return sum(flat_cosine(a, b) for a, b in zip(reference, candidate)) / len(reference)

@@ -1,0 +1,82 @@
+"""MKA as two workflow steps (rules ``mka_similarity`` and ``mka``)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ...atomic import atomic_file
+from ...data.text_sources import resolve_mirror
+from ...models.checkpoint import layers_to_remove, save_pruned
+from ...models.sources import load_model
+from .fusion import merge_last_layers
+from .npib import npib_frame, npib_from_frame
+from .prompts import mmlu_test_rows, select_prompts
+from .similarity import SimilaritySettings, mka_similarity
+
+log = logging.getLogger(__name__)
+
+
+def _write_parquet(df: pd.DataFrame, path: str | Path) -> None:
+    with atomic_file(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def run_similarity(model_dir: str, *, model_name: str, kernel: str, data: dict[str, Any], manifold: dict[str, Any],
+                   npib: dict[str, Any], mirror: str | None, outputs: dict[str, str], dtype: str = "auto",
+                   device: str = "auto") -> dict[str, Any]:
+    """NPIB matrix of the dense model → ``npib.parquet`` (long format) and ``embeddings.parquet``."""
+    model, tok = load_model(model_dir, dtype=dtype, device=device)
+    prompts = select_prompts(mmlu_test_rows(resolve_mirror(mirror)), data["num_tasks"], data["num_samples"],
+                             data["seed"])
+    settings = SimilaritySettings(kernel=kernel, sigma=manifold["sigma"], alpha=manifold["alpha"], dim=manifold["dim"],
+                                  max_tokens=data["max_tokens"], n_neighbors=npib["n_neighbors"],
+                                  k_entropy=npib["k_entropy"], seed=npib["seed"])
+    res = mka_similarity(model, tok, [p.text for p in prompts], settings)
+    df = npib_frame(res.npib, model_name)
+    df["kernel"] = kernel
+    _write_parquet(df, outputs["npib"])
+    _write_parquet(res.embeddings_frame(model_name), outputs["embeddings"])
+    log.info("NPIB (%s kernel): %d prompts, %d tokens, %d NaN entries", kernel, res.info["n_prompts"],
+             res.info["tokens"], res.info["nan_entries"])
+    return {**res.info, "subjects": sorted({p.subject for p in prompts})}
+
+
+NOTES = {
+    "described": "Fusion as described: the last two layers are merged repeatedly, W_i ← λ W_i + (1 − λ) W_j on the "
+                 "7 projection weights, λ = sigmoid(s_i / (s_i + s_j)) from the NPIB row means; biases are layer "
+                 "i's (not fused).",
+    "released": "Fusion as released: the MKA code assigns the fused weights into a temporary state_dict copy, so "
+                "nothing is fused; the checkpoint is the dense model with its last n layers deleted (CoMe's MKA "
+                "rows for the LLaMA family come from this). The ratios it would have used are in mka.json.",
+}
+
+
+def run_mka(model_dir: str, npib_path: str, out_dir: str, *, model_name: str, target_fraction: float,
+            variant: dict[str, Any], beta: float = 1.0, dtype: str = "auto", device: str = "auto") -> dict[str, Any]:
+    model, tok = load_model(model_dir, dtype=dtype, device=device)
+    dense_config = copy.deepcopy(model.config)
+    S = npib_from_frame(pd.read_parquet(npib_path))
+    n_remove = layers_to_remove(dense_config, target_fraction)
+    fusion, kernel = variant["fusion"], variant["kernel"]
+    fuse_norms = bool(variant.get("fuse_norms", False))
+    result = merge_last_layers(model, S, n_remove, fusion, beta=beta, fuse_norms=fuse_norms)
+    notes = [NOTES[fusion],
+             f"NPIB from the {kernel} diffusion kernel"
+             + (" (the released chunk bug: tokens of the first sample of each chunk)." if kernel == "released" else "."),
+             "Renumbering self_attn.layer_idx is our addition (the MKA code does not)."]
+    if fuse_norms and fusion == "described":
+        notes.append("RMSNorm weights are merged with the same λ (fuse_norms).")
+    save_pruned(
+        model, tok, out_dir, dense_config=dense_config, base_model=model_name, method="MKA",
+        variant=variant.get("label") or "",
+        params={k: v for k, v in variant.items() if k not in ("label", "targets")} | {"beta": beta},
+        target_fraction=target_fraction, layer_groups=result.groups,
+        summary="MKA merged the last two layers of the stack repeatedly (baselines.md §6).", notes=notes,
+        extra_json={"mka.json": {"fusion": fusion, "kernel": kernel, "steps": result.steps}},
+    )
+    return {"removed": n_remove, "lambdas": [s["lambda_i"] for s in result.steps]}

@@ -1,0 +1,62 @@
+"""The MKA similarity stage end to end: prompts → layer inputs → embeddings → NPIB (baselines.md §6).
+
+Layers are processed one depth at a time (the embedding of depth l is computed
+as soon as the prompts' inputs of layer l exist), so memory holds one depth of
+activations, never all layers (the released code keeps all of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .activations import layer_inputs, tokenize_prompts
+from .manifold import Kernel, layer_embedding
+from .npib import npib_matrix
+
+
+@dataclass(frozen=True)
+class SimilaritySettings:
+    kernel: Kernel = "described"
+    sigma: float = 8.0
+    alpha: float = 0.5
+    dim: int = 2
+    max_tokens: int = 512
+    n_neighbors: int = 5
+    k_entropy: int = 50
+    seed: int = 10
+
+
+@dataclass
+class SimilarityResult:
+    npib: np.ndarray                 # (L, L)
+    embeddings: list[np.ndarray]     # per layer, (N, dim) rank-normalised
+    info: dict[str, Any]
+
+    def embeddings_frame(self, model: str = "") -> pd.DataFrame:
+        rows = []
+        for l, E in enumerate(self.embeddings):
+            for s in range(E.shape[0]):
+                rows.append({"model": model, "layer": l, "sample": s, **{f"e{k}": float(E[s, k]) for k in range(E.shape[1])}})
+        return pd.DataFrame(rows)
+
+
+def mka_similarity(model, tokenizer, prompts: Sequence[str], settings: SimilaritySettings, device=None) -> SimilarityResult:
+    """NPIB matrix of ``model``'s layers on ``prompts``."""
+    ids = tokenize_prompts(tokenizer, prompts, settings.max_tokens)
+    embeddings: list[np.ndarray] = []
+
+    def on_depth(l: int, states) -> None:
+        embeddings.append(layer_embedding(states, settings.kernel, sigma=settings.sigma, alpha=settings.alpha,
+                                          dim=settings.dim, max_tokens=settings.max_tokens))
+
+    forwards = layer_inputs(model, ids, on_depth, device=device)
+    S = npib_matrix(embeddings, settings.n_neighbors, settings.k_entropy, settings.seed)
+    lengths = [int(x.shape[1]) for x in ids]
+    info = {**asdict(settings), "n_prompts": len(ids), "tokens": sum(lengths), "max_prompt_tokens": max(lengths),
+            "layer_forwards": forwards, "k_entropy_used": min(settings.k_entropy, len(ids) - 1),
+            "nan_entries": int(np.isnan(S).sum())}
+    return SimilarityResult(npib=S, embeddings=embeddings, info=info)
