@@ -1,0 +1,106 @@
+"""From the workflow config to CoMe / CoMe-P settings (config/methods/come*.schema.yaml).
+
+A variant's settings are resolved in three layers, later ones winning:
+
+1. the method-level keys (``methods.come.p``, ``.rho``, ``.sbi_estimator``, ...),
+   whose defaults are the paper's reading;
+2. ``methods.come.model_settings.<model>`` (the paper's per-model p and ρ,
+   App. B.1), plus its ``note`` for the model card;
+3. the keys a variant sets explicitly — only these enter the variant's path
+   component (``variant_slug``), so the paper's default run is ``default``.
+
+``calib_rows`` / ``calib_dataset`` of a variant replace ``n`` / ``dataset`` of
+the method's calibration set (Tables 12 and 14).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+# key -> parser, for the keys a variant (and so a path slug) may carry
+_COMMON_KEYS = {
+    "sbi_estimator": str,
+    "remerge": str,
+    "last_layer_output": str,
+    "query_mapping": str,
+    "qk_norm": str,
+    "calib_rows": int,
+    "calib_dataset": str,
+}
+VARIANT_KEYS = {
+    "come": {**_COMMON_KEYS, "p": float, "rho": float, "rho_rule": str, "layers_per_merge": int, "bi_estimator": str},
+    "come_p": {**_COMMON_KEYS, "granularity": int},
+}
+SETTING_KEYS = {
+    "come": ("layers_per_merge", "sbi_estimator", "bi_estimator", "remerge", "last_layer_output", "query_mapping",
+             "qk_norm", "p", "rho", "rho_rule"),
+    "come_p": ("sbi_estimator", "remerge", "last_layer_output", "query_mapping", "qk_norm", "granularity"),
+}
+EXECUTION_KEYS = ("recompute", "cache_every", "batch_size")
+DISPLAY_NAMES = {"come": "CoMe", "come_p": "CoMe-P"}
+
+
+def _number(text: str) -> float:
+    value = float(text)  # accepts "inf"
+    return value
+
+
+def parse_slug(key: str, slug: str) -> dict[str, Any]:
+    """The explicit variant parameters a path slug stands for (``default`` = none).
+
+    Inverse of :func:`layerpuzzle.config.variant_slug` for the keys of :data:`VARIANT_KEYS`.
+    """
+    if slug == "default":
+        return {}
+    allowed = VARIANT_KEYS[key]
+    out: dict[str, Any] = {}
+    for part in slug.split(","):
+        name, sep, text = part.partition("=")
+        if not sep or name not in allowed:
+            raise ValueError(f"{DISPLAY_NAMES[key]} variant slug {slug!r}: {part!r} is not <key>=<value> with key "
+                             f"in {', '.join(sorted(allowed))}")
+        parse = _number if allowed[name] is float else allowed[name]
+        out[name] = parse(text)
+    return out
+
+
+def resolve_settings(key: str, method_cfg: Mapping[str, Any], model: str, variant: Mapping[str, Any]) -> dict[str, Any]:
+    """The full settings of ``variant`` for ``model`` (method defaults < model_settings < variant)."""
+    per_model = dict((method_cfg.get("model_settings") or {}).get(model) or {})
+    per_model.pop("note", None)
+    out = {}
+    for name in SETTING_KEYS[key]:
+        value = variant.get(name, per_model.get(name, method_cfg[name]))
+        if name in ("p", "rho"):
+            value = float(value)
+        out[name] = value
+    return out
+
+
+def resolve_calibration(method_cfg: Mapping[str, Any], variant: Mapping[str, Any]) -> dict[str, Any]:
+    """The method's calibration set with the variant's ``calib_rows`` / ``calib_dataset``."""
+    spec = dict(method_cfg["calibration"])
+    if variant.get("calib_rows") is not None:
+        spec["n"] = int(variant["calib_rows"])
+    if variant.get("calib_dataset") is not None:
+        spec["dataset"] = str(variant["calib_dataset"])
+    return spec
+
+
+def model_note(method_cfg: Mapping[str, Any], model: str) -> str | None:
+    return ((method_cfg.get("model_settings") or {}).get(model) or {}).get("note")
+
+
+def ablation_variant(key: str, method_cfg: Mapping[str, Any], model: str, name: str, value: Any) -> dict[str, Any]:
+    """The explicit variant of one ablation grid point: ``{}`` when it equals the model's default run."""
+    candidate = {name: value}
+    if name in SETTING_KEYS[key]:
+        same = resolve_settings(key, method_cfg, model, candidate) == resolve_settings(key, method_cfg, model, {})
+    else:
+        same = resolve_calibration(method_cfg, candidate) == resolve_calibration(method_cfg, {})
+    return {} if same else candidate
+
+
+def is_inf(value: Any) -> bool:
+    return isinstance(value, float) and math.isinf(value)
