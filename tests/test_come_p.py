@@ -1,0 +1,121 @@
+"""CoMe-P (come.md §6, Alg. 2): the NLL search over merge ratios, recomputed independently."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from layerpuzzle.methods.come.come_p import ComePSettings, candidate_ratios, come_p, tentative_merge
+from layerpuzzle.methods.come.concat_merge import merge_window
+from layerpuzzle.methods.come.progressive import Execution
+from layerpuzzle.models.architecture import drop_layers
+from layerpuzzle.models.random_models import build_random_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def calib_ids(seed=0, windows=4, seq_len=20):
+    return torch.randint(0, 256, (windows, seq_len), generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def hf_nll(model, ids):
+    """Σ_windows mean CE over the S-1 shifted tokens × S, from the plain HF forward."""
+    logits = model(ids).logits.double()
+    ce = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
+    return float((ce.view(ids.shape[0], -1).mean(1) * ids.shape[1]).sum())
+
+
+def sensitivities(it, layers):
+    ffn = [it.sensitivity[f"layers.{l}.ffn"] for l in layers]
+    kv = [it.sensitivity[f"layers.{l}.kv_group"] for l in layers]
+    return ffn, kv
+
+
+def test_candidate_ratios():
+    assert candidate_ratios(4) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert len(candidate_ratios(20)) == 21 and candidate_ratios(20)[7] == 7 / 20
+
+
+def test_settings_reject_windows_of_more_than_two_layers():
+    with pytest.raises(ValueError, match="2 layers"):
+        ComePSettings(layers_per_merge=3).check()
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+def test_chosen_ratio_has_lowest_nll_recomputed_on_fresh_copies(arch):
+    base, _ = build_random_model(arch, seed=6)
+    ids = calib_ids(1)
+    model = copy.deepcopy(base)
+    result = come_p(model, ids, 2, ComePSettings(granularity=4), Execution())
+    assert len(result.iterations) == 2
+    for it in result.iterations:
+        nll = [c["nll"] for c in it.candidates]
+        assert [c["r"] for c in it.candidates] == candidate_ratios(4)
+        best = min(range(len(nll)), key=lambda i: (nll[i], i))  # lowest, first on ties
+        assert [c["chosen"] for c in it.candidates] == [i == best for i in range(5)]
+        assert it.ratios == [it.candidates[best]["r"], 1.0 - it.candidates[best]["r"]]
+    # iteration 0, two candidates (the chosen one and another), each on a fresh copy of the dense model
+    it = result.iterations[0]
+    ffn, kv = sensitivities(it, (it.window_start, it.window_stop))
+    for i in {next(i for i, c in enumerate(it.candidates) if c["chosen"]), 1}:
+        r = it.candidates[i]["r"]
+        fresh = merge_window(copy.deepcopy(base), it.window_start, it.window_stop, [r, 1 - r], ffn, kv)
+        assert hf_nll(fresh, ids) == pytest.approx(it.candidates[i]["nll"], rel=1e-5)
+    # the final model is the dense model with both chosen merges applied
+    replay = copy.deepcopy(base)
+    for it in result.iterations:
+        ffn, kv = sensitivities(it, (it.window_start, it.window_stop))
+        merge_window(replay, it.window_start, it.window_stop, it.ratios, ffn, kv)
+    for k, v in replay.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_r_one_is_dropping_the_upper_layer_except_norms():
+    model, _ = build_random_model("qwen2", seed=2)
+    ids = calib_ids(3)
+    lo, hi = 3, 4
+    gen = torch.Generator().manual_seed(0)
+    ffn = [torch.rand(128, generator=gen) for _ in range(2)]
+    kv = [torch.rand(2, generator=gen) for _ in range(2)]
+    # reference: drop the upper layer and give the lower one the averaged norms
+    dropped = drop_layers(copy.deepcopy(model), [hi])
+    lower, upper = dropped.model.layers[lo], model.model.layers[hi]
+    with torch.no_grad():
+        for name, p in lower.named_parameters():
+            if name.endswith("layernorm.weight"):
+                p.copy_((p + dict(upper.named_parameters())[name]) / 2)
+    with tentative_merge(model, lo, hi, [1.0, 0.0], ffn, kv), torch.no_grad():
+        merged = model.model.layers[lo]
+        for name, p in merged.named_parameters():
+            assert torch.equal(p, dict(lower.named_parameters())[name]), name
+        assert torch.equal(model(ids).logits, dropped(ids).logits)
+    # the tentative merge left the model as it was
+    assert model.config.num_hidden_layers == 8 and model.model.layers[hi] is upper
+    assert [layer.self_attn.layer_idx for layer in model.model.layers] == list(range(8))
+
+
+def test_incremental_equals_full_with_fewer_forwards():
+    base, _ = build_random_model("mistral", seed=8)
+    ids = calib_ids(2, windows=3, seq_len=16)
+    settings = ComePSettings(granularity=3, sbi_estimator="angular_all", remerge="forbidden")
+    runs = {}
+    for mode in ("incremental", "full"):
+        model = copy.deepcopy(base)
+        runs[mode] = (come_p(model, ids, 2, settings, Execution(recompute=mode)), model.state_dict())
+    inc, full = runs["incremental"][0], runs["full"][0]
+    assert inc.groups == full.groups
+    for a, b in zip(inc.iterations, full.iterations):
+        assert a.candidates == b.candidates and a.ratios == b.ratios and a.sbi == b.sbi
+    for k, v in runs["full"][1].items():
+        assert torch.equal(runs["incremental"][1][k], v), k
+    assert inc.layer_forwards < full.layer_forwards
+    # full: per iteration L scoring forwards + 4 candidates × (L-1) forwards of the merged model
+    assert full.layer_forwards == sum(it.n_layers + 4 * (it.n_layers - 1) for it in full.iterations)
