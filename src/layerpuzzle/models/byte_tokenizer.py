@@ -1,7 +1,8 @@
 """A byte-level tokenizer built in code, for the tiny random test models.
 
-256 byte tokens plus ``<s>``, ``</s>`` and ``<pad>``: deterministic, offline,
-saved and reloaded with ``AutoTokenizer`` like any fast tokenizer.
+256 byte tokens (token id = byte value) plus ``<s>`` (256), ``</s>`` (257) and
+``<pad>`` (258): deterministic, offline, saved and reloaded with ``AutoTokenizer``
+like any fast tokenizer.
 """
 
 from __future__ import annotations
@@ -12,9 +13,21 @@ from transformers import PreTrainedTokenizerFast
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 
 
+def byte_symbols() -> list[str]:
+    """The printable symbol ByteLevel uses for each byte 0..255 (the GPT-2 mapping)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    symbols, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            symbols[b] = chr(b)
+        else:
+            symbols[b] = chr(256 + extra)
+            extra += 1
+    return [symbols[b] for b in range(256)]
+
+
 def build_byte_tokenizer() -> PreTrainedTokenizerFast:
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {tok: i for i, tok in enumerate(sorted(alphabet))}
+    vocab = {sym: b for b, sym in enumerate(byte_symbols())}
     for special in (BOS, EOS, PAD):
         vocab[special] = len(vocab)
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None))
