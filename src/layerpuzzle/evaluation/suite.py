@@ -34,7 +34,7 @@ def evaluate_checkpoint(ckpt_dir: str, *, model_name: str, ckpt_id: str, perplex
     ppl_out = _by_suffix(outputs.ppl, "ppl-", ".json")
     for dataset in perplexity["datasets"]:
         text, source = perplexity_text(dataset, mirror_dir)
-        windows = window_tokens(text, tok, perplexity["seq_len"], perplexity["max_windows"])
+        windows = window_tokens(text, tok, perplexity["seq_len"], perplexity["max_windows"].get(dataset))
         result = run_perplexity(model, windows, batch_size=batch_size)
         log.info("%s PPL %.3f on %d windows of %d", dataset, result.ppl, result.n_windows, result.seqlen)
         write_json(ppl_out[dataset], {"dataset": dataset, **result.to_dict(), "source": source})
