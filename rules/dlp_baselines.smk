@@ -245,6 +245,4 @@ rule table04_layer_order:
         "../workflow/scripts/dlp_table4.py"
 
 
-# tables.smk (included after this file) defines TABLE_PROVIDERS; setdefault keeps this
-# working whether or not it already exists here (see the note in tables.smk / common.smk).
-globals().setdefault("TABLE_PROVIDERS", []).append(table4_outputs)
+TABLE_PROVIDERS.append(table4_outputs)
