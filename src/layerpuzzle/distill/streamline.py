@@ -1,0 +1,161 @@
+"""LLM-Streamline: replace the most redundant window of layers by one trained layer (baselines.md §8).
+
+To remove ``n`` layers, score every window of ``n+1`` consecutive layers
+``[j, j+n]`` by its skip-block influence
+
+    SBI_j = 1 − E_{x,t} cos(h[j]_t, h[j+n+1]_t)          (h[k] = input of layer k)
+
+on ``sbi_chunks`` training chunks, take ``j* = argmin SBI`` (ties → the first),
+and replace the window by **one** layer initialised from its first layer ``j*``.
+``h[L]`` is the raw output of the last layer (no final norm; the released code
+compares with the final-normed state there, see baselines.md §0).
+
+Training (the released MSE variant, ``loss="mse"``): the layer is trained
+standalone to map the dense ``h[j*]`` to the dense ``h[j*+n+1]`` (MSE), AdamW
+(lr 2e-4, weight decay 1e-3), gradient clipping 5, cosine schedule with linear
+warmup (``warmup_ratio`` of the steps) down to ``min_lr``; the validation MSE on
+held-out chunks is tracked every ``eval_every`` steps and the best state kept.
+Differences from the released code: no gradient accumulation (batch = the
+configured batch), the scheduler steps every optimiser step.
+``loss="lm"`` (the released LLM-loss variant): the layer is trained inside the
+pruned model with the next-token loss, everything else frozen.
+
+The dense hidden states the MSE variant trains on (inputs and targets for all
+training chunks) are computed once in the job and kept in memory:
+``2 × tokens × hidden × 4`` bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from ..engine.block_influence import token_cosine
+from ..engine.runner import LayerwiseRunner
+from ..models import architecture as arch
+from .data import BatchOrder, split_validation
+from .hierarchical import DistillResult, layer_parameters, train_only
+from .losses import hidden_mse, lm_loss
+from .t_layer import TrainingBudget
+from .teacher_activations import EMBEDDING, teacher_states
+from .trainer import Phase, ResumeStore, StopHook, Validation, cosine_with_warmup, run_phase
+
+
+@dataclass(frozen=True)
+class StreamlineSettings:
+    loss: Literal["mse", "lm"] = "mse"
+    lr: float = 2e-4
+    weight_decay: float = 1e-3
+    min_lr: float = 5e-5
+    warmup_ratio: float = 0.01
+    grad_clip: float = 5.0
+    epochs: int = 1
+    steps: int = 32          # optimiser steps per epoch
+    batch_size: int = 4
+    val_chunks: int = 4
+    eval_every: int = 8
+    sbi_chunks: int = 8
+    seed: int = 10
+    checkpoint_every: int = 10
+
+
+@torch.no_grad()
+def window_sbi(model, chunks: Tensor, n: int, batch_size: int = 2) -> Tensor:
+    """SBI_j of every window ``[j, j+n]``, j = 0..L−n−1 (float64 vector of length L−n)."""
+    L = arch.num_layers(model)
+    if not 0 <= n < L:
+        raise ValueError(f"cannot replace {n + 1} of {L} layers by one")
+    runner = LayerwiseRunner(model, chunks, batch_size=batch_size, device=next(model.parameters()).device)
+    cos_sum = torch.zeros(L - n, dtype=torch.float64)
+    n_tokens = 0
+    for ids in runner.batches():
+        h = [model.model.embed_tokens(ids)]
+        for i in range(L):
+            h.append(runner.apply_layer(model.model.layers[i], h[-1], i))
+        for j in range(L - n):
+            cos_sum[j] += token_cosine(h[j], h[j + n + 1]).double().sum()
+        n_tokens += ids.numel()
+    return 1.0 - cos_sum / n_tokens
+
+
+def replaced_window_groups(n_layers: int, start: int, n: int) -> list[list[int]]:
+    """Layer groups of the pruned model: window ``[start, start+n]`` collapsed into one layer."""
+    return ([[i] for i in range(start)] + [list(range(start, start + n + 1))]
+            + [[i] for i in range(start + n + 1, n_layers)])
+
+
+def replace_window(dense, start: int, n: int):
+    """A deep copy of ``dense`` with layers ``start..start+n`` replaced by a copy of layer ``start``."""
+    model = copy.deepcopy(dense)
+    L = arch.num_layers(model)
+    keep = [i for i in range(L) if not start < i <= start + n]
+    types = getattr(model.config, "layer_types", None)
+    arch.replace_layers(model, [model.model.layers[i] for i in keep],
+                        [types[i] for i in keep] if types is not None else None)
+    return model
+
+
+def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSettings, store: ResumeStore, *,
+               stop: StopHook | None = None, progress: bool = True):
+    """Return ``(pruned model, DistillResult)``; ``dense`` is left unchanged."""
+    if n_remove < 1:
+        raise ValueError(f"LLM-Streamline needs at least one layer to remove, got {n_remove}")
+    dense.eval()
+    L = arch.num_layers(dense)
+    train_chunks, val_chunks = split_validation(chunks, settings.val_chunks)
+    sbi = window_sbi(dense, train_chunks[: settings.sbi_chunks], n_remove, batch_size=settings.batch_size)
+    j = int(torch.argmin(sbi))
+    a_in, a_out = j - 1 if j > 0 else EMBEDDING, j + n_remove
+    states = teacher_states(dense, chunks, [a_in, a_out], batch_size=settings.batch_size, progress=progress)
+    n_train = train_chunks.shape[0]
+    x, y = states[a_in], states[a_out]
+
+    model = replace_window(dense, j, n_remove)
+    device = next(model.parameters()).device
+    params = train_only(model, [j])
+    layer = model.model.layers[j]
+    runner = LayerwiseRunner(model, chunks[:1], batch_size=1, device=device)
+    order = BatchOrder(n_train, settings.batch_size, settings.seed)
+
+    def predict(idx: Tensor) -> Tensor:
+        return runner.apply_layer(layer, x[idx].to(device), j)
+
+    def lm_batch_loss(idx: Tensor) -> Tensor:
+        h = x[idx].to(device)
+        for i in range(j, arch.num_layers(model)):
+            h = runner.apply_layer(model.model.layers[i], h, i)
+        return lm_loss(model.lm_head(arch.final_norm(model)(h)), chunks[idx].to(device))
+
+    def step_loss(step: int) -> Tensor:
+        idx = order.indices(step)
+        return hidden_mse(predict(idx), y[idx].to(device)) if settings.loss == "mse" else lm_batch_loss(idx)
+
+    val_idx = torch.arange(n_train, chunks.shape[0])
+
+    def val_loss() -> float:
+        losses = []
+        for k in range(0, len(val_idx), settings.batch_size):
+            idx = val_idx[k: k + settings.batch_size]
+            losses.append(float(hidden_mse(predict(idx), y[idx].to(device)) if settings.loss == "mse"
+                                else lm_batch_loss(idx)) * len(idx))
+        return sum(losses) / len(val_idx)
+
+    total = settings.epochs * settings.steps
+    optimizer = torch.optim.AdamW(params.values(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = cosine_with_warmup(optimizer, total, round(settings.warmup_ratio * total),
+                                   settings.min_lr / settings.lr)
+    validation = Validation(val_loss, settings.eval_every) if len(val_idx) else None
+    phase = Phase("streamline", params, optimizer, scheduler, total, step_loss, position=order.position,
+                  grad_clip=settings.grad_clip, validation=validation)
+    result = run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop, progress=progress)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    budget = TrainingBudget(1, 1, settings.epochs, settings.steps, settings.batch_size, chunks.shape[1])
+    details = {"window": [j, j + n_remove], "sbi": [float(v) for v in sbi], "loss": settings.loss,
+               "layer_groups": replaced_window_groups(L, j, n_remove),
+               "trainable_parameters": sorted(layer_parameters(model, j))}
+    return model, DistillResult("LLM-Streamline", [result], budget, [j], details)

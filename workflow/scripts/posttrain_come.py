@@ -1,0 +1,28 @@
+"""CoMe-sp / CoMe-mp hierarchical distillation of a CoMe checkpoint (rules come_sp, come_mp)."""
+from layerpuzzle.distill.runs import run_come_job
+from layerpuzzle.jobs import run_job
+
+
+def main(job):
+    p = job.params
+    variant = dict(p.variant)
+    return run_come_job(
+        "sp" if p.method == "come_sp" else "mp",
+        student_dir=job.input.student,
+        dense_dir=job.input.model,
+        data_path=job.input.data,
+        teacher_path=job.input.teacher if job.input.get("teacher") else None,
+        out_dir=job.output.ckpt,
+        state_dir=p.state_dir,
+        variant=variant,
+        run_params={"data": dict(p.data), "source_checkpoint": job.input.student},
+        target_fraction=p.target,
+        base_model=p.model,
+        dtype=p.dtype,
+        device=p.device,
+        checkpoint_every=p.checkpoint_every,
+        lrs=list(p.lrs) if p.lrs else None,
+    )
+
+
+run_job(snakemake, main)  # noqa: F821
