@@ -160,5 +160,4 @@ rule table14_calib_dataset:
 
 
 if COME_ABL["in_all_tables"]:
-    # TABLE_PROVIDERS is created by tables.smk, which is included after this file.
-    globals().setdefault("TABLE_PROVIDERS", []).append(lambda: [p for s in ABLATIONS for p in come_table_files(s)])
+    TABLE_PROVIDERS.append(lambda: [p for stem in ABLATIONS for p in come_table_files(stem)])
