@@ -10,6 +10,7 @@ Random weights make the merge decisions meaningless; the costs are real.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
@@ -34,13 +35,13 @@ def main() -> None:
     t0 = time.time()
     torch.manual_seed(0)
     with torch.device("cuda"):
-        base = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).eval()
+        base = AutoModelForCausalLM.from_config(copy.deepcopy(cfg), dtype=torch.bfloat16).eval()
     torch.cuda.synchronize()
     n_params = sum(p.numel() for p in base.parameters())
     print(f"{torch.cuda.get_device_name()}: random LLaMA-2-7B shape, {n_params/1e9:.3f} B params, bf16, "
           f"built in {time.time()-t0:.1f} s")
     ids = torch.randint(0, 32000, (a.windows, a.seq_len), generator=torch.Generator().manual_seed(0))
-    sd = {k: v.clone() for k, v in base.state_dict().items()}
+    sd = {k: v.detach().to("cpu", copy=True) for k, v in base.state_dict().items()}
 
     torch.cuda.reset_peak_memory_stats()
     t0 = time.time()
@@ -49,14 +50,13 @@ def main() -> None:
     print(f"streaming scores (BI, SBI, activations): {time.time()-t0:.2f} s, {s.layer_forwards} layer forwards, "
           f"peak GPU {torch.cuda.max_memory_allocated()/2**30:.1f} GiB")
 
+    del base
+    torch.cuda.empty_cache()
     results = {}
     for mode in ("incremental", "full"):
-        base.load_state_dict(sd)
-        model = base
-        if mode == "full":  # a fresh copy of the dense weights in the same architecture
-            with torch.device("cuda"):
-                model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).eval()
-            model.load_state_dict(sd)
+        with torch.device("cuda"):  # a fresh copy of the dense weights for each mode
+            model = AutoModelForCausalLM.from_config(copy.deepcopy(cfg), dtype=torch.bfloat16).eval()  # merging edits the config
+        model.load_state_dict(sd)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         t0 = time.time()
