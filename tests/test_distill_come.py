@@ -49,7 +49,7 @@ def merged_student(arch_name="llama"):
 
 
 def fixed_batch_loss(student, teacher, pairs, chunks):
-    runner = LayerwiseRunner(student, chunks, batch_size=len(chunks))
+    runner = LayerwiseRunner(student, chunks, batch_size=len(chunks), device=next(student.parameters()).device)
     with torch.no_grad():
         out = student_outputs(runner, chunks, [b for b, _ in pairs], grad_from=99)
     idx = torch.arange(len(chunks))

@@ -36,7 +36,7 @@ def test_without_training_equals_fusegpt_mi():
     result, groups = fusegpt_train(model, chunks, 2, FuseGPTTrainSettings(steps=0, **SMALL), ResumeStore(None),
                                    progress=False)
     mi = copy.deepcopy(dense)
-    ref = fusegpt_prune(mi, chunks[:2], 2, fuse=False, batch_size=2)
+    ref = fusegpt_prune(mi, chunks[:2], 2, fuse=False, batch_size=2, device="cpu")
     assert result.details["removed_original"] == ref.removed_original
     assert groups == ref.groups
     msd, rsd = model.state_dict(), mi.state_dict()

@@ -77,7 +77,7 @@ def test_streamline_trains_only_the_new_layer_and_keeps_the_best_state(loss):
         recomputed = float(model(val, labels=val).loss)
     else:
         states = teacher_states(dense, val, [j - 1 if j else -1, j + 2], progress=False)
-        runner = LayerwiseRunner(model, val, batch_size=2)
+        runner = LayerwiseRunner(model, val, batch_size=2, device="cpu")
         with torch.no_grad():
             out = runner.apply_layer(model.model.layers[j], states[j - 1 if j else -1], j)
         recomputed = float(F.mse_loss(out, states[j + 2]))

@@ -77,7 +77,7 @@ def window_sbi(model, chunks: Tensor, n: int, batch_size: int = 2) -> Tensor:
         for i in range(L):
             h.append(runner.apply_layer(model.model.layers[i], h[-1], i))
         for j in range(L - n):
-            cos_sum[j] += token_cosine(h[j], h[j + n + 1]).double().sum()
+            cos_sum[j] += float(token_cosine(h[j], h[j + n + 1]).double().sum())
         n_tokens += ids.numel()
     return 1.0 - cos_sum / n_tokens
 
