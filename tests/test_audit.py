@@ -146,6 +146,9 @@ def test_unrecorded_files_ignored_patterns_and_leftovers(run):
     write("results/m/stray.txt", b"?")
     write("results/m/calib/.c.bin.tmp-abc123", b"half")
     write("results/audit/report.md", b"# old report")
+    # a re-execution's scratch run holds records of the same paths; ignored, they conflict with nothing
+    rec = json.loads(Path("results/m/calib/c.prov.json").read_text())
+    write_json("results/audit/scratch/00-calibration_set/results/m/calib/c.prov.json", {**rec, "started_unix": 9.0})
     m = build_manifest(work, ignore=["results/audit/*"])
     assert kinds(m) == [("no_record", "results/m/calib/.c.bin.tmp-abc123"), ("no_record", "results/m/stray.txt")]
     assert "interrupted atomic write" in [f for f in m.findings if "tmp" in f.artifact][0].message

@@ -9,6 +9,7 @@ resources of the repository).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from dataclasses import dataclass, field
@@ -102,21 +103,26 @@ def is_record_file(path: Path) -> bool:
     return path.name.endswith(RECORD_SUFFIX) or path.name == DIR_RECORD
 
 
-def record_files(workdir: Path, roots: Iterable[str] = ("results",)) -> list[Path]:
-    """Every record file under ``roots`` (relative to ``workdir``), sorted."""
+def record_files(workdir: Path, roots: Iterable[str] = ("results",), ignore: Iterable[str] = ()) -> list[Path]:
+    """Every record file under ``roots`` (relative to ``workdir``) not matching ``ignore``, sorted."""
     found: set[Path] = set()
+    ignore = tuple(ignore)
     for root in roots:
         base = workdir / root
         if base.is_dir():
-            found.update(p for p in base.rglob("*") if p.is_file() and is_record_file(p))
+            found.update(p for p in base.rglob("*") if p.is_file() and is_record_file(p)
+                         and not any(fnmatch.fnmatchcase(p.relative_to(workdir).as_posix(), g) for g in ignore))
     return sorted(found)
 
 
-def load_records(workdir: Path, roots: Iterable[str] = ("results",)) -> tuple[list[JobRecord], list[tuple[str, str]]]:
-    """(records, unreadable) — copies of one job's record merged; unreadable = [(file, error)]."""
+def load_records(workdir: Path, roots: Iterable[str] = ("results",),
+                 ignore: Iterable[str] = ()) -> tuple[list[JobRecord], list[tuple[str, str]]]:
+    """(records, unreadable) — copies of one job's record merged; unreadable = [(file, error)].
+
+    ``ignore``: patterns of record files to leave out (e.g. the audit's own scratch runs)."""
     merged: dict[str, JobRecord] = {}
     bad: list[tuple[str, str]] = []
-    for path in record_files(workdir, roots):
+    for path in record_files(workdir, roots, ignore):
         rel = path.relative_to(workdir).as_posix()
         try:
             data = json.loads(path.read_text())

@@ -76,6 +76,8 @@ def run_audit(workdir: str | Path, settings: AuditSettings, *, out_dir: str | Pa
     """Audit the run in ``workdir``; side files (re-execution logs, scratch, Snakemake's
     summary) go to ``out_dir``.  ``configfile`` must hold the run's effective config."""
     workdir, out_dir = Path(workdir), Path(out_dir)
+    for stale in (out_dir / "scratch", out_dir / "reexecute"):  # left by an earlier audit
+        shutil.rmtree(stale, ignore_errors=True)
     manifest = build_manifest(workdir, ignore=settings.ignore, expected=expected)
     result = AuditResult(str(workdir.resolve()), settings, manifest,
                          deltas=paper_deltas(workdir, settings.tolerance))
