@@ -5,6 +5,7 @@ from pathlib import Path
 from layerpuzzle.config import check_references, target_label, validate_config
 from layerpuzzle.data.calibration import CalibrationSpec
 from layerpuzzle.data.text_sources import MIRROR_FILES, PERPLEXITY_DATASETS, resolve_mirror
+from layerpuzzle.evaluation.local_tasks import benchmark_mirror_files
 
 
 def validate(config):

@@ -85,8 +85,9 @@ def run_job(smk, main: Callable[[Any], dict[str, Any] | None]) -> None:
         outputs = _files(smk.output)
         prov_paths = outputs.pop("prov", [])
         code_dir = getattr(smk, "scriptdir", None) or Path(__file__).parent
-        record = build_record(code_dir=code_dir, rule=smk.rule, inputs=_files(smk.input), outputs=outputs, params=params,
-                              seed=seed, started=started, finished=finished, extra=_plain(extra))
+        record = build_record(code_dir=code_dir, rule=smk.rule, inputs=_files(smk.input), outputs=outputs,
+                              params=params, seed=seed, started=started, finished=finished,
+                              extra={"threads": int(getattr(smk, "threads", 1) or 1), **_plain(extra)})
         for p in prov_paths:
             write_json(p, record)
         for paths in outputs.values():

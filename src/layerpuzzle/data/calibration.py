@@ -11,6 +11,7 @@ So "N samples" means N *text rows*, not N windows.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,7 +79,8 @@ def build_calibration(rows: list[str], tokenizer, spec: CalibrationSpec) -> tupl
 
 
 def save_calibration(path: str | Path, windows: torch.Tensor, info: dict[str, Any]) -> None:
-    meta = {k: str(v) for k, v in info.items()}
+    # one key of sorted JSON: several metadata keys come out in a different order each run
+    meta = {"calibration": json.dumps(info, sort_keys=True, default=str)}
     with atomic_file(path) as tmp:
         save_file({"input_ids": windows.contiguous(), "attention_mask": torch.ones_like(windows)}, str(tmp),
                   metadata=meta)

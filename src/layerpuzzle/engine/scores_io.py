@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,11 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
 
 
 def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Atomic safetensors write; metadata goes into one key as sorted JSON, so the bytes are
+    reproducible (the writer orders several metadata keys differently from run to run)."""
+    meta = {"layerpuzzle": json.dumps(metadata, sort_keys=True)} if metadata else None
     with atomic_file(path) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
 
 def read_sensitivity(path: str | Path, layer: int) -> tuple[torch.Tensor, torch.Tensor]:

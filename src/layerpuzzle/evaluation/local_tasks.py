@@ -69,3 +69,21 @@ def local_task_manager(mirror: Path, templates: Path | None = None) -> Iterator[
     with tempfile.TemporaryDirectory(prefix="layerpuzzle-lm-eval-tasks-") as tmp:
         rendered = render_local_tasks(mirror, Path(tmp), templates)
         yield TaskManager(include_path=str(rendered), include_defaults=False), rendered
+
+
+# The mirror files each local task reads (relative to the mirror), so the workflow
+# can declare them as inputs and record their sha256 in the provenance.
+TASK_MIRROR_FILES = {
+    "arc_challenge": ["arc_challenge/arc_challenge_test.llmfoundry.jsonl"],
+    "arc_easy": ["arc_easy/arc_easy_test.llmfoundry.jsonl"],
+    "hellaswag": ["hellaswag/hellaswag_val_sample1000.jsonl"],
+    "mmlu": ["mmlu/mmlu_test_first20_per_subject.jsonl", "mmlu/mmlu_dev.jsonl"],
+    "openbookqa": ["openbookqa/openbookqa_test.llmfoundry.jsonl"],
+    "piqa": ["piqa/valid.jsonl", "piqa/valid-labels.lst"],
+    "winogrande": ["winogrande/winogrande_dev.llmfoundry.jsonl"],
+}
+
+
+def benchmark_mirror_files(mirror: Path, tasks) -> list[str]:
+    """Absolute paths of the mirror files the given local tasks read."""
+    return [str(Path(mirror) / rel) for t in tasks for rel in TASK_MIRROR_FILES[t]]
