@@ -6,12 +6,15 @@ from layerpuzzle.jobs import run_job
 def main(job):
     p = job.params
     variant = dict(p.variant)
+    teacher = job.input.get("teacher", None)  # one path, or an empty list when the teacher is streamed
+    if isinstance(teacher, (list, tuple)):
+        teacher = teacher[0] if teacher else None
     return run_come_job(
         "sp" if p.method == "come_sp" else "mp",
         student_dir=job.input.student,
         dense_dir=job.input.model,
         data_path=job.input.data,
-        teacher_path=job.input.teacher if job.input.get("teacher") else None,
+        teacher_path=str(teacher) if teacher else None,
         out_dir=job.output.ckpt,
         state_dir=p.state_dir,
         variant=variant,

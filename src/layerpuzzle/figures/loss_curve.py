@@ -8,6 +8,7 @@ gets its own colour and a dotted line marks where the next phase starts.
 from __future__ import annotations
 
 import os
+import textwrap
 from itertools import groupby
 from typing import Sequence
 
@@ -32,7 +33,7 @@ def plot_loss_curve(curve: Sequence[tuple[str, float]], path: str | os.PathLike,
         start += len(ys)
     ax.set_xlabel("optimiser step (phases concatenated in training order)" if len(runs) > 1 else "optimiser step")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=8)
     if 1 < len(runs) <= 12:
         ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
