@@ -16,7 +16,8 @@ released code does; both modes give bit-identical scores on CPU.
 State cache (``recompute="incremental"``): ``h[k]`` is kept for every depth
 ``k`` that is a multiple of ``cache_every`` (on ``cache_device``: by default
 the runner's device — on a GPU, copying every state to host memory costs more
-than the layer forwards it saves: 5.7 of 8.4 s for LLaMA-2-7B, bench_come_gpu_7b.py).  Memory ≈ (L/cache_every + 1) · W · S · D · bytes per element —
+than the layer forwards it saves: 5.7 of 8.4 s for LLaMA-2-7B,
+bench_come_gpu_7b.py).  Memory ≈ (L/cache_every + 1) · W · S · D · bytes per element —
 SmolLM2-135M with 6,144 calibration tokens in fp32: 14 MB per depth, 0.44 GB
 for all 31 depths; LLaMA-2-7B with ~18k tokens in fp16: 0.15 GB per depth,
 4.9 GB for all 33.  With ``cache_every > 1`` a missing state is recomputed
