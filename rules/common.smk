@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from layerpuzzle.config import check_references, target_label, validate_config
+from layerpuzzle.config import canonical, check_references, target_label, validate_config
 from layerpuzzle.data.calibration import CalibrationSpec
 from layerpuzzle.data.text_sources import MIRROR_FILES, PERPLEXITY_DATASETS, resolve_mirror
 from layerpuzzle.evaluation.local_tasks import benchmark_mirror_files
@@ -12,6 +12,9 @@ def validate(config):
     """Schema (with defaults) + cross-references, before any job is scheduled."""
     validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
     check_references(config)
+    ordered = canonical(config)  # key order of the config files must not change any params
+    config.clear()
+    config.update(ordered)
 
 
 validate(config)

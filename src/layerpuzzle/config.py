@@ -92,6 +92,19 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | str | Path)
     return config
 
 
+def canonical(obj: Any) -> Any:
+    """``obj`` with every mapping's keys sorted, recursively (lists keep their order).
+
+    Snakemake compares a rule's params including dict key order, so without this
+    re-ordering the keys of a config file would re-run every job.
+    """
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj, key=str)}
+    if isinstance(obj, list):
+        return [canonical(v) for v in obj]
+    return obj
+
+
 def variant_slug(params: dict[str, Any]) -> str:
     """A path-safe slug of a method variant's parameters: ``key=value`` pairs, sorted, comma-joined.
 
