@@ -7,7 +7,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("LAYERPUZZLE_DATA_MIRROR", REPO.parent / "shared" / "data"))
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# tiny test models: one thread is faster than two (thread start-up dominates)
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

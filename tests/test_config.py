@@ -54,3 +54,10 @@ def test_references_and_lengths_are_checked():
 
 def test_target_label():
     assert [target_label(t) for t in (0.1, 0.2, 0.3, 0.25)] == ["sp10", "sp20", "sp30", "sp25"]
+
+
+def test_method_calibration_length_is_checked():
+    c = validate_config(default(), SCHEMA)
+    c["methods"]["sleb"]["calibration"]["seq_len"] = 10000
+    with pytest.raises(ConfigError, match="`methods.sleb.calibration.seq_len`: value 10000 is larger than model 'smollm2-135m'"):
+        check_references(c)

@@ -141,6 +141,10 @@ def check_references(config: dict[str, Any]) -> None:
                       f"calibration set; allowed: {', '.join(calibs)}")
     lengths = {f"calibration.{k}.seq_len": v["seq_len"] for k, v in calibs.items()}
     lengths["evaluation.perplexity.seq_len"] = config["evaluation"]["perplexity"]["seq_len"]
+    for key, method in (config.get("methods") or {}).items():  # a method's own calibration set
+        calib = method.get("calibration") if isinstance(method, dict) else None
+        if isinstance(calib, dict) and "seq_len" in calib:
+            lengths[f"methods.{key}.calibration.seq_len"] = calib["seq_len"]
     for name in config["run"]["models"]:
         limit = max_positions(models.get(name, {}))
         for key, value in lengths.items():
