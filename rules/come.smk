@@ -126,7 +126,8 @@ rule come_ablation_table:
         metrics=lambda wc: [metrics_path(m, c) for m, _, c in come_ablation_points(wc.stem)],
         dense=lambda wc: sorted({metrics_path(m, "dense") for m, _, _ in come_ablation_points(wc.stem)}),
     output:
-        table=[f"{COME_TABLES}/{{stem}}.{ext}" for ext in ("csv", "md", "tex")],
+        table=reported([f"{COME_TABLES}/{{stem}}.{ext}" for ext in ("csv", "md", "tex")],
+                       "come_ablations.rst", "Tables 11-14: CoMe ablations", "{stem}"),
         prov=f"{COME_TABLES}/{{stem}}.prov.json",
     wildcard_constraints:
         stem="|".join(ABLATIONS),

@@ -110,6 +110,15 @@ def table_files(stem):
     return [f"{TABLES}/{stem}.{ext}" for ext in ("csv", "md", "tex")]
 
 
+def reported(paths, caption, category, label, subcategory="all models"):
+    """Table files with the CSV and Markdown marked for `snakemake --report` (LaTeX left out)."""
+    return [
+        p if p.endswith(".tex") else report(p, caption=f"../report/captions/{caption}", category=category,
+                                            subcategory=subcategory, labels={"table": label, "file": Path(p).name})
+        for p in paths
+    ]
+
+
 # Method rule files append functions returning extra table/figure paths for all_tables.
 TABLE_PROVIDERS = []
 

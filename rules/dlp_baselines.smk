@@ -231,8 +231,10 @@ rule table04_layer_order:
         orders=lambda wc: [e["order"] for e in table4_entries()],
         models=[get_model_dir(m) for m in config["run"]["models"]],
     output:
-        table=[f"{DLP_TABLES}/table04_layer_order.{ext}" for ext in ("csv", "md", "tex")],
-        vs_paper=[f"{DLP_TABLES}/table04_vs_paper.{ext}" for ext in ("csv", "md", "tex")],
+        table=reported([f"{DLP_TABLES}/table04_layer_order.{ext}" for ext in ("csv", "md", "tex")],
+                       "table04_layer_order.rst", "Table 4: layer order", "Table 4"),
+        vs_paper=reported([f"{DLP_TABLES}/table04_vs_paper.{ext}" for ext in ("csv", "md", "tex")],
+                          "table04_layer_order.rst", "Table 4: layer order", "Table 4 vs paper"),
         prov=f"{DLP_TABLES}/table04_layer_order.prov.json",
     params:
         entries=table4_entries(),

@@ -13,13 +13,10 @@ rule table3_sparsity:
     input:
         configs=table3_config_inputs,
     output:
-        # CSV and Markdown in `snakemake --report` (category = table, subcategory = model)
-        table=[p if p.endswith(".tex") else report(p, caption="../report/captions/table03_sparsity.rst",
-               category="Table 3: sparsity", subcategory="all models", labels={"table": "Table 3", "file": Path(p).name})
-               for p in table_files("table03_sparsity")],
-        vs_paper=[p if p.endswith(".tex") else report(p, caption="../report/captions/table03_sparsity.rst",
-                  category="Table 3: sparsity", subcategory="all models", labels={"table": "Table 3 vs paper", "file": Path(p).name})
-                  for p in table_files("table03_vs_paper")],
+        # CSV and Markdown in `snakemake --report` (category = table)
+        table=reported(table_files("table03_sparsity"), "table03_sparsity.rst", "Table 3: sparsity", "Table 3"),
+        vs_paper=reported(table_files("table03_vs_paper"), "table03_sparsity.rst", "Table 3: sparsity",
+                          "Table 3 vs paper"),
         prov=f"{TABLES}/table03_sparsity.prov.json",
     params:
         models={
@@ -45,12 +42,8 @@ rule results_table:
     input:
         metrics=all_metrics,
     output:
-        table=[p if p.endswith(".tex") else report(p, caption="../report/captions/results.rst",
-               category="Tables 8-10: results", subcategory="all models", labels={"table": "Results", "file": Path(p).name})
-               for p in table_files("results")],
-        vs_paper=[p if p.endswith(".tex") else report(p, caption="../report/captions/results.rst",
-                  category="Tables 8-10: results", subcategory="all models", labels={"table": "Results vs paper", "file": Path(p).name})
-                  for p in table_files("results_vs_paper")],
+        table=reported(table_files("results"), "results.rst", "Tables 8-10: results", "Results"),
+        vs_paper=reported(table_files("results_vs_paper"), "results.rst", "Tables 8-10: results", "Results vs paper"),
         prov=f"{TABLES}/results.prov.json",
     params:
         model_order=config["run"]["models"],
