@@ -69,9 +69,11 @@ def test_probe_reference_is_the_hf_final_norm_hidden_state_and_similarity_is_fla
     probe = SentenceProbe(model, tok, SENTENCES)
     stack = [(layer, i) for i, layer in enumerate(model.model.layers)]
     ref = probe.outputs(stack)
+    assert ref[0].shape != ref[1].shape  # different lengths, batched with right padding
     for s, out in zip(SENTENCES, ref):
         ids = tok(s, return_tensors="pt").input_ids
-        hf = model(ids, output_hidden_states=True).hidden_states[-1]
+        with torch.no_grad():
+            hf = model(ids, output_hidden_states=True).hidden_states[-1][0]  # batch 1, no padding
         torch.testing.assert_close(out, hf, rtol=0, atol=1e-5)
     assert probe.similarity(ref, ref) == pytest.approx(1.0, abs=1e-12)
     dropped = probe.outputs(stack[:3] + stack[4:])
@@ -106,7 +108,7 @@ def test_stop_at_target_lands_exactly_and_installs_the_accepted_candidate():
     last = [c for c in res.candidates if c["accepted"]][-1]
     probe = SentenceProbe(dense, tok, SENTENCES)
     with torch.no_grad():
-        installed = [model(tok(s, return_tensors="pt").input_ids, output_hidden_states=True).hidden_states[-1]
+        installed = [model(tok(s, return_tensors="pt").input_ids, output_hidden_states=True).hidden_states[-1][0]
                      for s in SENTENCES]
     sim = probe.similarity(probe.outputs([(l, i) for i, l in enumerate(dense.model.layers)]), installed)
     assert sim == pytest.approx(last["similarity"], abs=1e-6)

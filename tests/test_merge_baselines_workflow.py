@@ -61,6 +61,6 @@ def test_heat_maps_and_npib_matrix(run):
     for name in ("bi_sbi.png", "npib_described.png", "npib_released.png"):
         assert (run / "results" / "figures" / "random-llama" / name).stat().st_size > 1000
         assert f"../figures/random-llama/{name}" in index
-    npib = pd.read_parquet(run / "results" / "random-llama" / "mka" / "described" / "npib.parquet")
+    npib = pd.read_parquet(run / "results" / "random-llama" / "mka" / "npib-described.parquet")
     S = npib.pivot(index="layer_i", columns="layer_j", values="npib").to_numpy()
     assert S.shape == (8, 8) and (S == S.T).all()

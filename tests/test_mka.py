@@ -104,12 +104,17 @@ def test_layer_inputs_are_hf_hidden_states_cut_to_max_tokens():
     assert ids[0].shape[1] == 20 and ids[1].shape[1] == len("Short one\nAnswer:")  # byte tokenizer, no BOS
     seen = {}
     forwards = layer_inputs(model, ids, lambda l, states: seen.setdefault(l, states))
-    assert sorted(seen) == list(range(8)) and forwards == 2 * 7
+    assert sorted(seen) == list(range(8)) and forwards == 7  # one batch of 2 prompts
+    assert seen[4][1].shape == (ids[1].shape[1], 64)
     full = tok(texts[0], add_special_tokens=False, return_tensors="pt").input_ids
     with torch.no_grad():
         hs = model(full, output_hidden_states=True).hidden_states
+    short = tok(texts[1], add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.no_grad():
+        hs_short = model(short, output_hidden_states=True).hidden_states
     for l in (0, 3, 7):
         torch.testing.assert_close(seen[l][0], hs[l][0, :20], rtol=0, atol=1e-5)
+        torch.testing.assert_close(seen[l][1], hs_short[l][0], rtol=0, atol=1e-5)  # right padding is invisible
 
 
 def test_prompts_take_the_first_subjects_alphabetically(mirror):

@@ -31,7 +31,13 @@ def flat_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class SentenceProbe:
-    """Layer-at-a-time forwards of a layer stack over each calibration sentence.
+    """Layer-at-a-time forwards of a layer stack over all calibration sentences at once.
+
+    The sentences are right-padded into one batch.  Under the causal mask a
+    token attends only to itself and earlier tokens, and the rotary positions
+    start at 0 for every row, so the states of a sentence's real tokens are those
+    of its own batch-1, unpadded forward (up to float rounding of the batched
+    matrix products); the padding positions are cut off before the cosine.
 
     ``stack`` arguments are lists of ``(layer module, type index)``: the type index
     is the original layer index whose ``config.layer_types`` entry (full or
@@ -41,44 +47,40 @@ class SentenceProbe:
     def __init__(self, model, tokenizer, sentences: Sequence[str], device=None):
         if not sentences:
             raise ValueError("LaCo needs at least one calibration sentence")
-        self.model = model
-        self.runners = [
-            LayerwiseRunner(model, tokenizer(s, return_tensors="pt").input_ids, batch_size=1,
-                            device=device or next(model.parameters()).device)
-            for s in sentences
-        ]
-        self.n_tokens = [int(r.input_ids.shape[1]) for r in self.runners]
+        ids = [tokenizer(s, return_tensors="pt").input_ids[0] for s in sentences]
+        self.lengths = [int(x.numel()) for x in ids]
+        batch = torch.zeros(len(ids), max(self.lengths), dtype=ids[0].dtype)
+        for i, x in enumerate(ids):
+            batch[i, : x.numel()] = x
+            batch[i, x.numel():] = x[-1]  # any token: padding positions are never read
+        self.runner = LayerwiseRunner(model, batch, batch_size=len(ids),
+                                      device=device or next(model.parameters()).device)
 
     @property
     def layer_forwards(self) -> int:
-        return sum(r.layer_forwards for r in self.runners)
+        return self.runner.layer_forwards
 
-    def layer_inputs(self, stack: Sequence[tuple[nn.Module, int]]) -> list[list[Hidden]]:
-        """Per sentence, the inputs ``h[0..n]`` of every layer of ``stack`` (``h[n]`` = its raw output)."""
-        out = []
-        for runner in self.runners:
-            h = runner.embed()
-            states = [h]
-            for module, type_index in stack:
-                h = runner.layer(type_index, h, module=module)
-                states.append(h)
-            out.append(states)
-        return out
+    def layer_inputs(self, stack: Sequence[tuple[nn.Module, int]]) -> list[Hidden]:
+        """The inputs ``h[0..n]`` of every layer of ``stack`` (``h[n]`` = its raw output)."""
+        h = self.runner.embed()
+        states = [h]
+        for module, type_index in stack:
+            h = self.runner.layer(type_index, h, module=module)
+            states.append(h)
+        return states
 
     def outputs(self, stack: Sequence[tuple[nn.Module, int]], start: int = 0,
-                inputs: list[list[Hidden]] | None = None) -> list[torch.Tensor]:
-        """Per sentence, the final-norm last hidden state of ``stack`` run from layer ``start``.
+                inputs: list[Hidden] | None = None) -> list[torch.Tensor]:
+        """Per sentence, the (n_tokens, hidden) final-norm last hidden state of ``stack`` run from layer ``start``.
 
-        ``inputs[s][start]`` (from :meth:`layer_inputs` of a stack that agrees with
+        ``inputs[start]`` (from :meth:`layer_inputs` of a stack that agrees with
         ``stack`` below ``start``) is the cached input of layer ``start``.
         """
-        outs = []
-        for s, runner in enumerate(self.runners):
-            h = inputs[s][start] if inputs is not None else runner.embed()
-            for module, type_index in stack[start:]:
-                h = runner.layer(type_index, h, module=module)
-            outs.append(runner.final_norm(h)[0])
-        return outs
+        h = inputs[start] if inputs is not None else self.runner.embed()
+        for module, type_index in stack[start:]:
+            h = self.runner.layer(type_index, h, module=module)
+        out = self.runner.final_norm(h)[0]
+        return [out[i, :n] for i, n in enumerate(self.lengths)]
 
     @staticmethod
     def similarity(reference: Sequence[torch.Tensor], candidate: Sequence[torch.Tensor]) -> float:

@@ -26,24 +26,31 @@ def _write_parquet(df: pd.DataFrame, path: str | Path) -> None:
         df.to_parquet(tmp, index=False)
 
 
-def run_similarity(model_dir: str, *, model_name: str, kernel: str, data: dict[str, Any], manifold: dict[str, Any],
-                   npib: dict[str, Any], mirror: str | None, outputs: dict[str, str], dtype: str = "auto",
-                   device: str = "auto") -> dict[str, Any]:
-    """NPIB matrix of the dense model → ``npib.parquet`` (long format) and ``embeddings.parquet``."""
+def run_similarity(model_dir: str, *, model_name: str, kernels: list[str], data: dict[str, Any],
+                   manifold: dict[str, Any], npib: dict[str, Any], mirror: str | None, outputs: dict[str, list[str]],
+                   dtype: str = "auto", device: str = "auto") -> dict[str, Any]:
+    """NPIB matrices of the dense model → per kernel ``npib.parquet`` (long format) and ``embeddings.parquet``.
+
+    ``outputs["npib"][i]`` / ``outputs["embeddings"][i]`` belong to ``kernels[i]``.
+    """
     model, tok = load_model(model_dir, dtype=dtype, device=device)
     prompts = select_prompts(mmlu_test_rows(resolve_mirror(mirror)), data["num_tasks"], data["num_samples"],
                              data["seed"])
-    settings = SimilaritySettings(kernel=kernel, sigma=manifold["sigma"], alpha=manifold["alpha"], dim=manifold["dim"],
+    settings = SimilaritySettings(sigma=manifold["sigma"], alpha=manifold["alpha"], dim=manifold["dim"],
                                   max_tokens=data["max_tokens"], n_neighbors=npib["n_neighbors"],
                                   k_entropy=npib["k_entropy"], seed=npib["seed"])
-    res = mka_similarity(model, tok, [p.text for p in prompts], settings)
-    df = npib_frame(res.npib, model_name)
-    df["kernel"] = kernel
-    _write_parquet(df, outputs["npib"])
-    _write_parquet(res.embeddings_frame(model_name), outputs["embeddings"])
-    log.info("NPIB (%s kernel): %d prompts, %d tokens, %d NaN entries", kernel, res.info["n_prompts"],
-             res.info["tokens"], res.info["nan_entries"])
-    return {**res.info, "subjects": sorted({p.subject for p in prompts})}
+    results = mka_similarity(model, tok, [p.text for p in prompts], settings, kernels)
+    info = {}
+    for k, npib_path, emb_path in zip(kernels, outputs["npib"], outputs["embeddings"]):
+        res = results[k]
+        df = npib_frame(res.npib, model_name)
+        df["kernel"] = k
+        _write_parquet(df, npib_path)
+        _write_parquet(res.embeddings_frame(model_name), emb_path)
+        log.info("NPIB (%s kernel): %d prompts, %d tokens, %d NaN entries", k, res.info["n_prompts"],
+                 res.info["tokens"], res.info["nan_entries"])
+        info[k] = res.info
+    return {"kernels": info, "subjects": sorted({p.subject for p in prompts})}
 
 
 NOTES = {
