@@ -88,3 +88,12 @@ def save_calibration(path: str | Path, windows: torch.Tensor, info: dict[str, An
 
 def load_calibration(path: str | Path) -> torch.Tensor:
     return load_file(str(path))["input_ids"]
+
+
+def calibration_info(path: str | Path) -> dict[str, Any]:
+    """What :func:`save_calibration` recorded about a calibration set (rows, tokens, source, notes)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    return json.loads(meta["calibration"]) if "calibration" in meta else meta

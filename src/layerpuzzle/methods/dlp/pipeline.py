@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 import torch
-from safetensors import safe_open
 
+from ...data.calibration import calibration_info
 from ...engine.runner import LayerwiseRunner
 from ...models import architecture as arch
 from ...models.checkpoint import layers_to_remove, save_pruned
@@ -48,8 +48,7 @@ class OrderResult:
 
 def calibration_metadata(path: str | Path) -> dict[str, str]:
     """The metadata the calibration_set rule stored in the safetensors header."""
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+    return calibration_info(path)
 
 
 def calibration_notes(meta: dict[str, str]) -> list[str]:
