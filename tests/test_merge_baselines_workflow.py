@@ -21,7 +21,7 @@ def run(tmp_path_factory, mirror):
     tmp = tmp_path_factory.mktemp("merge")
     cfg = tiny_config(tmp, enable=KEYS, evaluation={
         "batch_size": 4, "max_length": 256,
-        "perplexity": {"datasets": ["wikitext2"], "seq_len": 64, "max_windows": 2},
+        "perplexity": {"datasets": ["wikitext2"], "seq_len": 64, "max_windows": {"wikitext2": 2}},
         "tasks": {"arc_easy": {"limit": 2}},
     })
     snakemake(tmp, cfg, "--cores", "2", "all_tables")
