@@ -169,3 +169,21 @@ def test_layer_embedding_end_to_end_shapes_and_ranks():
         E = layer_embedding(states, kernel, max_tokens=8)
         assert E.shape == (12, 2)
         assert sorted(E[:, 0] * 12) == list(range(12))
+
+
+# ---------------------------------------------------------------- heat maps (NPIB and BI/SBI)
+def test_window_matrix_places_bi_on_the_diagonal_and_sbi_above(tmp_path):
+    import pandas as pd
+
+    from layerpuzzle.figures import figures_markdown, npib_figure, score_figure, window_matrix
+
+    bi = pd.DataFrame({"layer": [0, 1, 2], "span": 0, "estimator": "cosine_mean", "value": [0.9, 0.2, 0.3]})
+    sbi = pd.DataFrame({"layer": [0, 1], "span": 1, "estimator": "cosine_mean", "value": [0.95, 0.4]})
+    M = window_matrix(pd.concat([bi, sbi]), "cosine_mean")
+    assert M.shape == (3, 3) and M[0, 0] == 0.9 and M[1, 2] == 0.4 and M[0, 1] == 0.95
+    assert np.isnan(M[0, 2]) and np.isnan(M[2, 0])
+    score_figure(bi, sbi, tmp_path / "figs" / "m" / "bi_sbi.png", "t")
+    npib_figure(_sym(4), tmp_path / "figs" / "m" / "npib.png", "t")
+    assert (tmp_path / "figs" / "m" / "bi_sbi.png").read_bytes()[:4] == b"\x89PNG"
+    md = figures_markdown([("m", "BI", tmp_path / "figs" / "m" / "bi_sbi.png")], tmp_path / "tables" / "figures.md")
+    assert "![BI](../figs/m/bi_sbi.png)" in md and "## m" in md

@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -35,9 +36,19 @@ def window_matrix(scores: pd.DataFrame, estimator: str, n_layers: int | None = N
     return M
 
 
+def _norm(M: np.ndarray):
+    """A log colour scale when the finite values are positive and span more than a decade (one
+    outlier layer, e.g. layer 0's BI ≈ 1, would otherwise flatten the rest)."""
+    v = M[np.isfinite(M)]
+    if v.size and v.min() > 0 and v.max() / v.min() > 10:
+        return LogNorm(vmin=v.min(), vmax=v.max())
+    return None
+
+
 def _panel(ax, M: np.ndarray, title: str, xlabel: str, ylabel: str, cmap: str) -> None:
-    im = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, origin="upper", interpolation="nearest")
-    ax.set_title(title, fontsize=9)
+    norm = _norm(M)
+    im = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, origin="upper", interpolation="nearest", norm=norm)
+    ax.set_title(title + (" (log colour scale)" if norm is not None else ""), fontsize=9)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     step = max(1, M.shape[0] // 10)
@@ -58,7 +69,8 @@ def score_figure(bi: pd.DataFrame, sbi: pd.DataFrame, path: str | Path, title: s
     """One PNG: a BI/SBI window matrix per estimator."""
     scores = pd.concat([bi, sbi], ignore_index=True)
     present = [e for e in estimators if (scores["estimator"] == e).any()]
-    fig, axes = plt.subplots(1, len(present), figsize=(5.2 * len(present), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(present), figsize=(5.6 * len(present), 4.6), squeeze=False)
+    fig.subplots_adjust(wspace=0.45)
     for ax, est in zip(axes[0], present):
         _panel(ax, window_matrix(scores, est), ESTIMATOR_TITLES.get(est, est), "last layer of the window",
                "first layer of the window", "viridis")
