@@ -36,6 +36,7 @@ def run(tmp_path_factory, mirror):
     cfg = yaml.safe_load(path.read_text())
     for key in KEYS:
         cfg["methods"][key].update({"data": DATA, "checkpoint_every": 2, "variants": [VARIANTS[key]]})
+    cfg["methods"]["come_mp"]["teacher_streaming"] = True  # CoMe-sp reads stored activations, CoMe-mp streams
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return tmp, path
 
@@ -70,7 +71,9 @@ def test_all_tables_builds_rows_and_tables(run):
         assert model.config.num_hidden_layers == 6
         assert (ckpt / "loss_curve.png").is_file() and (ckpt / "provenance.json").is_file()
         assert json.loads((ckpt / "pruning.json").read_text())["method"] == METHODS[key]
-    assert (tmp / "results/random-llama/teacher").is_dir()  # stored teacher activations, shared by sp and mp
+    assert len(list((tmp / "results/random-llama/teacher").rglob("activations.safetensors"))) == 1  # CoMe-sp's
+    for key, mode in (("come_sp", "stored"), ("come_mp", "streaming")):
+        assert json.loads((ckpt_dir(tmp, key) / "training.json").read_text())["teacher"] == mode
     results = pd.read_csv(tmp / "results/tables/results.csv")
     assert set(METHODS.values()) <= set(results.Method)
     t7 = pd.read_csv(tmp / "results/tables/table07_posttrain.csv")
