@@ -61,3 +61,13 @@ def test_method_calibration_length_is_checked():
     c["methods"]["sleb"]["calibration"]["seq_len"] = 10000
     with pytest.raises(ConfigError, match="`methods.sleb.calibration.seq_len`: value 10000 is larger than model 'smollm2-135m'"):
         check_references(c)
+
+
+def test_method_training_length_is_checked():
+    """seq_len keys at any depth of a method block (here LLM-Streamline's training data) are checked."""
+    c = validate_config(default(), SCHEMA)
+    c["methods"]["streamline"]["data"]["seq_len"] = 8193
+    with pytest.raises(ConfigError, match=r"`methods\.streamline\.data\.seq_len`: value 8193 .*allowed: 2\.\.8192"):
+        check_references(c)
+    c["methods"]["streamline"]["data"]["seq_len"] = 8192
+    check_references(c)

@@ -141,10 +141,7 @@ def check_references(config: dict[str, Any]) -> None:
                       f"calibration set; allowed: {', '.join(calibs)}")
     lengths = {f"calibration.{k}.seq_len": v["seq_len"] for k, v in calibs.items()}
     lengths["evaluation.perplexity.seq_len"] = config["evaluation"]["perplexity"]["seq_len"]
-    for key, method in (config.get("methods") or {}).items():  # a method's own calibration set
-        calib = method.get("calibration") if isinstance(method, dict) else None
-        if isinstance(calib, dict) and "seq_len" in calib:
-            lengths[f"methods.{key}.calibration.seq_len"] = calib["seq_len"]
+    lengths.update(_seq_lens(config.get("methods") or {}, "methods"))  # methods' calibration and training
     for name in config["run"]["models"]:
         limit = max_positions(models.get(name, {}))
         for key, value in lengths.items():
@@ -153,6 +150,18 @@ def check_references(config: dict[str, Any]) -> None:
                               f"(max_position_embeddings {limit}); allowed: 2..{limit}")
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+def _seq_lens(node: Any, path: str) -> dict[str, int]:
+    """Every `seq_len` key below `node`, by its dotted config path."""
+    found: dict[str, int] = {}
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "seq_len" and isinstance(value, int):
+                found[f"{path}.{key}"] = value
+            else:
+                found.update(_seq_lens(value, f"{path}.{key}"))
+    return found
 
 
 def max_positions(spec: dict[str, Any]) -> int | None:
