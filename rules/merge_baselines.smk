@@ -242,7 +242,8 @@ rule similarity_heatmaps:
         scores=[f"{scores_dir(m)}/{f}" for m in config["run"]["models"] for f in ("bi.parquet", "sbi.parquet")],
         npib=[mka_similarity_path(m, k) for m in config["run"]["models"] for k in mka_kernels()],
     output:
-        pngs=merge_figure_pngs(),
+        pngs=[report(p, caption="../report/captions/similarity_heatmaps.rst", category="Figures: layer similarity",
+                     subcategory="all models", labels={"figure": Path(p).stem}) for p in merge_figure_pngs()],
         index="results/tables/figures.md",
         prov="results/figures/figures.prov.json",
     params:

@@ -272,7 +272,8 @@ rule table07_posttrain:
         ckpts=posttrain_checkpoint_dirs,
         paper=str(Path(workflow.basedir) / "resources" / "paper" / "table07_posttrain.csv"),
     output:
-        table=table_files("table07_posttrain"),
+        table=reported(table_files("table07_posttrain"), "table07_posttrain.rst", "Table 7: post-training budget",
+                       "Table 7"),
         prov=f"{POSTTRAIN_TABLES}/table07_posttrain.prov.json",
     params:
         model_order=config["run"]["models"],
@@ -287,7 +288,8 @@ rule table_posttrain:
         metrics=posttrain_metrics,
         ckpts=posttrain_checkpoint_dirs,
     output:
-        table=table_files("table_posttrain"),
+        table=reported(table_files("table_posttrain"), "table_posttrain.rst", "Post-training results",
+                       "Post-training"),
         prov=f"{POSTTRAIN_TABLES}/table_posttrain.prov.json",
     params:
         model_order=config["run"]["models"],
