@@ -218,7 +218,7 @@ rule streamline:
     resources:
         **heavy_resources(),
     script:
-        "../workflow/scripts/posttrain_streamline.py"
+        "../workflow/scripts/posttrain_from_dense.py"
 
 
 rule fusegpt_train:
@@ -240,7 +240,7 @@ rule fusegpt_train:
     resources:
         **heavy_resources(),
     script:
-        "../workflow/scripts/posttrain_fusegpt.py"
+        "../workflow/scripts/posttrain_from_dense.py"
 
 
 # ------------------------------------------------------------------ tables

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from layerpuzzle.data.calibration import CalibrationSpec, save_calibration
-from layerpuzzle.distill.runs import run_come_job, run_streamline_job, run_teacher_job
+from layerpuzzle.distill.runs import run_come_job, run_fusegpt_job, run_streamline_job, run_teacher_job
 from layerpuzzle.distill.tables import posttrain_table, table7, training_info
 from layerpuzzle.models import architecture as arch
 from layerpuzzle.models.checkpoint import save_pruned
@@ -90,6 +90,23 @@ def test_streamline_job(workspace):
     assert j1 - j0 == 2  # 25 % of the random llama = 2 layers removed: a window of 3 replaced by one
     lmap = json.loads((out / "layer_map.json").read_text())
     assert len(lmap) == 6 and lmap[j0]["teacher_layers"] == [j0, j0 + 1, j0 + 2]
+    assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 6
+
+
+def test_fusegpt_job(workspace):
+    root, dense_dir, _, data = workspace
+    out = root / "results/m/pruned/fusegpt_train/sp25/v"
+    facts = run_fusegpt_job(dense_dir=str(dense_dir), data_path=str(data), out_dir=str(out),
+                            state_dir=str(root / "state"),
+                            variant={"epochs": 1, "steps": 2, "batch_size": 2, "rank": 4, "lora_rank": 4,
+                                     "group_size": 4, "mi_chunks": 2},
+                            run_params={}, target_fraction=0.25, base_model="m", dtype="float32", device="cpu",
+                            checkpoint_every=1, progress=False)
+    removed = facts["removed_original"]
+    assert len(removed) == 2 and len(set(removed)) == 2  # 25 % of 8 layers, two distinct original layers
+    kept = [e["teacher_layers"] for e in json.loads((out / "layer_map.json").read_text())]
+    assert len(kept) == 6 and not set(removed) & {i for g in kept for i in g[:1]}
+    assert facts["budget"]["T_layer"] > 0 and not (root / "state").exists()  # resume state removed
     assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 6
 
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -214,35 +214,21 @@ STREAMLINE_ASSUMPTIONS = (
 )
 
 
-def run_streamline_job(*, dense_dir: str, data_path: str, out_dir: str, state_dir: str, variant: dict[str, Any],
-                       run_params: dict[str, Any], target_fraction: float, base_model: str, dtype: str,
-                       device: str, checkpoint_every: int, progress: bool = True) -> dict[str, Any]:
-    started = time.time()
-    dense, tok = load_model(dense_dir, dtype=dtype, device=device)
-    chunks = load_calibration(data_path)
-    n = layers_to_remove(dense.config, target_fraction)
-    settings = settings_from(StreamlineSettings, variant, checkpoint_every=checkpoint_every)
-    store = ResumeStore(state_dir, {"variant": variant, "run": run_params, "n": n, "data": file_sha256(data_path),
-                                    "dense": source_fingerprint(dense_dir)})
-    model, result = streamline(dense, chunks, n, settings, store, stop=StopHook.from_env(), progress=progress)
-    record = training_record(result, seconds=time.time() - started, extra={"data": run_params.get("data"),
-                                                                           "removed_layers": n})
-    j0, j1 = result.details["window"]
-    save_pruned(
-        model, tok, out_dir, dense_config=dense.config, base_model=base_model, method="LLM-Streamline",
-        variant=variant.get("label") or "", params={**{k: v for k, v in variant.items() if k != "label"},
-                                                    **run_params},
-        target_fraction=target_fraction, layer_groups=result.details["layer_groups"],
-        summary=(f"LLM-Streamline: layers {j0}..{j1} replaced by one layer initialised from layer {j0} and trained "
-                 f"({settings.loss} loss). {_card_budget(result)}"),
-        notes=[*STREAMLINE_ASSUMPTIONS, "Loss per step: loss_history.csv, loss_curve.png."],
-        extra_json={"training.json": record},
-        write_extra=lambda tmp: write_training_artifacts(tmp, result, f"{base_model} LLM-Streamline ({settings.loss})"))
-    store.clear()
-    return {"window": [j0, j1], "budget": result.budget.as_dict(), "seconds": record["seconds"],
-            "best_step": result.phases[0].best_step}
+def run_streamline_job(**kwargs: Any) -> dict[str, Any]:
+    """LLM-Streamline (rule streamline): the lowest-SBI window replaced by one trained layer."""
 
+    def train(dense, chunks, n, settings, store, progress) -> _Trained:
+        model, result = streamline(dense, chunks, n, settings, store, stop=StopHook.from_env(), progress=progress)
+        j0, j1 = result.details["window"]
+        return _Trained(
+            model, result, result.details["layer_groups"],
+            summary=(f"LLM-Streamline: layers {j0}..{j1} replaced by one layer initialised from layer {j0} and "
+                     f"trained ({settings.loss} loss)."),
+            notes=[*STREAMLINE_ASSUMPTIONS, "Loss per step: loss_history.csv, loss_curve.png."],
+            curve_title=f"LLM-Streamline ({settings.loss})",
+            returns={"window": [j0, j1], "best_step": result.phases[0].best_step})
 
+    return _run_training_from_dense(method="LLM-Streamline", settings_cls=StreamlineSettings, train=train, **kwargs)
 
 
 # ---------------------------------------------------------------------------- FuseGPT with training
@@ -261,32 +247,61 @@ FUSEGPT_ASSUMPTIONS = (
 )
 
 
-def run_fusegpt_job(*, dense_dir: str, data_path: str, out_dir: str, state_dir: str, variant: dict[str, Any],
-                    run_params: dict[str, Any], target_fraction: float, base_model: str, dtype: str,
-                    device: str, checkpoint_every: int, progress: bool = True) -> dict[str, Any]:
+def run_fusegpt_job(**kwargs: Any) -> dict[str, Any]:
+    """FuseGPT with group-local post-training (rule fusegpt_train)."""
     from .fusegpt_train import FuseGPTTrainSettings, fusegpt_train
 
+    def train(model, chunks, n, settings, store, progress) -> _Trained:
+        result, groups = fusegpt_train(model, chunks, n, settings, store, stop=StopHook.from_env(), progress=progress)
+        return _Trained(
+            model, result, groups,
+            summary=("FuseGPT with group-local post-training: removed (original indices, in order) "
+                     f"{result.details['removed_original']}."),
+            notes=[*FUSEGPT_ASSUMPTIONS,
+                   "Loss per step: loss_history.csv, loss_curve.png (iterations concatenated)."],
+            curve_title="FuseGPT (group-local KL, dim 0)",
+            returns={"removed_original": result.details["removed_original"]})
+
+    return _run_training_from_dense(method="FuseGPT", settings_cls=FuseGPTTrainSettings, train=train, **kwargs)
+
+
+@dataclass
+class _Trained:
+    """What a prune-and-train function hands back to be saved."""
+
+    model: torch.nn.Module
+    result: DistillResult
+    layer_groups: list
+    summary: str
+    notes: list[str]
+    curve_title: str
+    returns: dict[str, Any]
+
+
+def _run_training_from_dense(*, method: str, settings_cls: type, train: Callable[..., _Trained], dense_dir: str,
+                             data_path: str, out_dir: str, state_dir: str, variant: dict[str, Any],
+                             run_params: dict[str, Any], target_fraction: float, base_model: str, dtype: str,
+                             device: str, checkpoint_every: int, progress: bool = True) -> dict[str, Any]:
+    """Load the dense model, prune n layers for the target while training resumably, save the checkpoint."""
     started = time.time()
     model, tok = load_model(dense_dir, dtype=dtype, device=device)
     dense_config = model.config.to_dict()
     chunks = load_calibration(data_path)
     n = layers_to_remove(model.config, target_fraction)
-    settings = settings_from(FuseGPTTrainSettings, variant, checkpoint_every=checkpoint_every)
+    settings = settings_from(settings_cls, variant, checkpoint_every=checkpoint_every)
     store = ResumeStore(state_dir, {"variant": variant, "run": run_params, "n": n, "data": file_sha256(data_path),
                                     "dense": source_fingerprint(dense_dir)})
-    result, groups = fusegpt_train(model, chunks, n, settings, store, stop=StopHook.from_env(), progress=progress)
+    trained = train(model, chunks, n, settings, store, progress)
+    result = trained.result
     record = training_record(result, seconds=time.time() - started, extra={"data": run_params.get("data"),
                                                                            "removed_layers": n})
     save_pruned(
-        model, tok, out_dir, dense_config=dense_config, base_model=base_model, method="FuseGPT",
+        trained.model, tok, out_dir, dense_config=dense_config, base_model=base_model, method=method,
         variant=variant.get("label") or "", params={**{k: v for k, v in variant.items() if k != "label"},
                                                     **run_params},
-        target_fraction=target_fraction, layer_groups=groups,
-        summary=(f"FuseGPT with group-local post-training: removed (original indices, in order) "
-                 f"{result.details['removed_original']}. {_card_budget(result)}"),
-        notes=[*FUSEGPT_ASSUMPTIONS, "Loss per step: loss_history.csv, loss_curve.png (iterations concatenated)."],
+        target_fraction=target_fraction, layer_groups=trained.layer_groups,
+        summary=f"{trained.summary} {_card_budget(result)}", notes=trained.notes,
         extra_json={"training.json": record},
-        write_extra=lambda tmp: write_training_artifacts(tmp, result, f"{base_model} FuseGPT (group-local KL, dim 0)"))
+        write_extra=lambda tmp: write_training_artifacts(tmp, result, f"{base_model} {trained.curve_title}"))
     store.clear()
-    return {"removed_original": result.details["removed_original"], "budget": result.budget.as_dict(),
-            "seconds": record["seconds"]}
+    return {**trained.returns, "budget": result.budget.as_dict(), "seconds": record["seconds"]}

@@ -1,11 +1,13 @@
-"""FuseGPT with its group-local post-training (rule fusegpt_train)."""
-from layerpuzzle.distill.runs import run_fusegpt_job
+"""Prune and train from the dense model: LLM-Streamline (rule streamline), FuseGPT (rule fusegpt_train)."""
+from layerpuzzle.distill.runs import run_fusegpt_job, run_streamline_job
 from layerpuzzle.jobs import run_job
+
+JOBS = {"streamline": run_streamline_job, "fusegpt_train": run_fusegpt_job}
 
 
 def main(job):
     p = job.params
-    return run_fusegpt_job(
+    return JOBS[p.method](
         dense_dir=job.input.model,
         data_path=job.input.data,
         out_dir=job.output.ckpt,
