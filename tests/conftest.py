@@ -16,3 +16,11 @@ def mirror() -> Path:
     if not MIRROR.is_dir():
         pytest.skip(f"data mirror {MIRROR} not found (set LAYERPUZZLE_DATA_MIRROR)")
     return MIRROR
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test starts on one thread, whatever the previous test (or a job it ran in-process) set."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)

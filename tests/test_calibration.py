@@ -1,7 +1,6 @@
 """Calibration sets follow the CoMe code convention (come.md §1.2)."""
 import datasets
 import pytest
-import torch
 
 from layerpuzzle.data.calibration import CalibrationSpec, build_calibration, select_rows, tokenize_windows
 from layerpuzzle.data.text_sources import calibration_rows, perplexity_text

@@ -13,14 +13,6 @@ from layerpuzzle.models.architecture import drop_layers
 from layerpuzzle.models.random_models import build_random_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def calib_ids(seed=0, windows=4, seq_len=20):
     return torch.randint(0, 256, (windows, seq_len), generator=torch.Generator().manual_seed(seed))
 

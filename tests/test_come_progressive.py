@@ -32,15 +32,6 @@ from layerpuzzle.methods.come.progressive import (
 from layerpuzzle.models.random_models import build_random_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls: one thread (two threads on a shared, busy 2-core machine are ~50x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def calib_ids(seed=0, windows=5, seq_len=24):
     return torch.randint(0, 256, (windows, seq_len), generator=torch.Generator().manual_seed(seed))
 

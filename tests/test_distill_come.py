@@ -23,14 +23,6 @@ from layerpuzzle.models.checkpoint import layer_map_from_groups
 from layerpuzzle.models.random_models import build_random_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is faster and immune to oversubscribed cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 GROUPS = [[0], [1], [2, 3], [4], [5, 6], [7]]  # 8 -> 6 layers: student 2 = merge(2, 3), student 4 = merge(5, 6)
 
 

@@ -4,21 +4,11 @@ import copy
 import pytest
 import torch
 
-pytest.importorskip("layerpuzzle.methods.fusegpt.fuse_linear", reason="layerpuzzle.methods.fusegpt not available")
+from layerpuzzle.distill.fusegpt_train import FuseGPTTrainSettings, fusegpt_train
+from layerpuzzle.distill.trainer import ResumeStore, StopHook, TrainingInterrupted, tensors_sha256
+from layerpuzzle.methods.fusegpt import fusegpt_prune
+from layerpuzzle.models.random_models import build_random_model
 
-from layerpuzzle.distill.fusegpt_train import FuseGPTTrainSettings, fusegpt_train  # noqa: E402
-from layerpuzzle.distill.trainer import ResumeStore, StopHook, TrainingInterrupted, tensors_sha256  # noqa: E402
-from layerpuzzle.methods.fusegpt import fusegpt_prune  # noqa: E402
-from layerpuzzle.models.random_models import build_random_model  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is faster and immune to oversubscribed cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 SMALL = dict(rank=8, lora_rank=8, batch_size=2, mi_chunks=2, group_size=4)
 

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from layerpuzzle.data.calibration import CalibrationSpec, save_calibration
+from layerpuzzle.data.calibration import save_calibration
 from layerpuzzle.distill.runs import run_come_job, run_fusegpt_job, run_streamline_job, run_teacher_job
 from layerpuzzle.distill.tables import posttrain_table, table7, training_info
 from layerpuzzle.models import architecture as arch
@@ -16,14 +16,6 @@ from layerpuzzle.models.checkpoint import save_pruned
 from layerpuzzle.models.random_models import build_random_model
 
 from conftest import REPO
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture()

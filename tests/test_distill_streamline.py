@@ -1,5 +1,4 @@
 """LLM-Streamline: SBI windows, replacement by one layer initialised from the window's first layer, training."""
-import copy
 
 import pytest
 import torch
@@ -16,15 +15,6 @@ from layerpuzzle.distill.teacher_activations import teacher_states
 from layerpuzzle.distill.trainer import ResumeStore, StopHook, TrainingInterrupted, tensors_sha256
 from layerpuzzle.engine.runner import LayerwiseRunner
 from layerpuzzle.models.random_models import build_random_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is faster and immune to oversubscribed cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def setup(arch_name="llama"):

@@ -26,15 +26,6 @@ from layerpuzzle.distill.trainer import (
 from conftest import REPO
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is faster and immune to oversubscribed cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_cosine_with_warmup_factors():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
     sched = cosine_with_warmup(opt, total_steps=6, warmup_steps=2, min_lr_ratio=0.5)

@@ -95,7 +95,7 @@ def test_fuse_group_wraps_the_seven_other_layers_and_fold_removes_every_fuseline
 
 def test_fusing_a_fused_layer_uses_its_effective_weight():
     model, _ = build_random_model("llama", seed=4)
-    g = fuse_group(model, 6, rank=4, lora_rank=4, init=CoefInit("normal", std=0.3), seed=2)
+    fuse_group(model, 6, rank=4, lora_rank=4, init=CoefInit("normal", std=0.3), seed=2)
     donor = model.model.layers[3].mlp.up_proj
     w_eff = donor.effective_weight().detach().clone()
     g2 = fuse_group(model, 3, rank=4, lora_rank=4, init=CoefInit("zeros"), seed=3)

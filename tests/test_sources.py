@@ -1,5 +1,4 @@
 """Model sources: random, local, hub (offline: a clear error) and the embedded SmolLM2."""
-import os
 
 import pytest
 import torch

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from layerpuzzle.config import load_schema
 from layerpuzzle.data.calibration import CalibrationSpec, build_calibration
