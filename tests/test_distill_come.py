@@ -40,12 +40,12 @@ def merged_student(arch_name="llama"):
     return dense, student, distillation_pairs(layer_map_from_groups(GROUPS)), chunks
 
 
-def fixed_batch_loss(student, teacher, pairs, chunks):
+def fixed_batch_loss(student, teacher, pairs, chunks, temperature=1.0):
     runner = LayerwiseRunner(student, chunks, batch_size=len(chunks), device=next(student.parameters()).device)
     with torch.no_grad():
         out = student_outputs(runner, chunks, [b for b, _ in pairs], grad_from=99)
     idx = torch.arange(len(chunks))
-    return sum(float(hidden_kl(teacher.batch(idx)[a], out[b])) for b, a in pairs)
+    return sum(float(hidden_kl(teacher.batch(idx)[a], out[b], temperature)) for b, a in pairs)
 
 
 def test_distillation_pairs_from_layer_map():
@@ -97,6 +97,20 @@ def test_come_sp_lowers_loss_and_changes_only_merged_layers(arch_name):
     for k, v in student.state_dict().items():  # everything else is bit-identical
         if not k.startswith(("model.layers.2.", "model.layers.4.")):
             assert torch.equal(v, before_state[k]), k
+
+
+def test_come_sp_first_loss_uses_the_temperature():
+    """The loss of step 0 (before any update) is Σ_i KL at the configured τ on that step's batch."""
+    dense, student, pairs, chunks = merged_student()
+    teacher = StoredTeacher(teacher_states(dense, chunks, [a for _, a in pairs], progress=False))
+    for tau in (1.0, 10.0):
+        settings = SPSettings(lr=1e-3, steps=1, batch_size=10, temperature=tau)  # batch = all chunks
+        result = distill_sp(copy.deepcopy(student), chunks, teacher, pairs, settings, ResumeStore(None),
+                            progress=False)
+        expected = fixed_batch_loss(student, teacher, pairs, chunks, temperature=tau)
+        assert result.phases[0].losses[0] == pytest.approx(expected, rel=1e-4)
+    assert fixed_batch_loss(student, teacher, pairs, chunks, 10.0) != pytest.approx(
+        fixed_batch_loss(student, teacher, pairs, chunks, 1.0), rel=1e-2)
 
 
 def test_come_mp_trains_layers_in_order_with_their_lrs():

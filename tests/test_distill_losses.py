@@ -30,6 +30,23 @@ def test_hidden_kl_is_forward_kl_over_the_hidden_dim():
         hidden_kl(t, s[:, :2])
 
 
+def test_hidden_kl_temperature_softens_sigma():
+    # τ = 2: p = softmax([0, ln 3] / 2) = [1, √3] / (1 + √3), q = [1/2, 1/2]
+    teacher = torch.tensor([[[0.0, math.log(3.0)]]])
+    student = torch.zeros(1, 1, 2)
+    p = torch.tensor([1.0, math.sqrt(3.0)]) / (1 + math.sqrt(3.0))
+    expected = float((p * (p.log() - math.log(0.5))).sum())
+    assert float(hidden_kl(teacher, student, temperature=2.0)) == pytest.approx(expected, abs=1e-7)
+    assert expected < float(hidden_kl(teacher, student))  # softer targets, smaller divergence here
+    # a massive dimension makes the plain softmax one-hot: a difference elsewhere is invisible at τ = 1
+    big_t = torch.tensor([[[500.0, 1.0, -1.0]]])
+    big_s = torch.tensor([[[500.0, -1.0, 1.0]]])
+    assert float(hidden_kl(big_t, big_s)) < 1e-30
+    assert float(hidden_kl(big_t, big_s, temperature=100.0)) > 1e-6
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        hidden_kl(teacher, student, temperature=0.0)
+
+
 def test_batch_dim_kl_softmaxes_over_the_batch():
     # two sequences, one token, one channel: T = [0, ln 3] -> p = [1/4, 3/4]; S = [0, 0] -> q = [1/2, 1/2]
     # kl_div(log q, p, batchmean) = Σ p (ln p - ln q) / B(=2) = 0.130812 / 2

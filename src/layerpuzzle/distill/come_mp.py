@@ -60,6 +60,7 @@ class MPSettings:
     batch_size: int = 2
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
+    temperature: float = 1.0  # τ of σ = softmax(H / τ) in Eq. 6 (unknown in the paper)
     seed: int = 10
     checkpoint_every: int = 10
 
@@ -85,7 +86,7 @@ def distill_mp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
         def step_loss(step: int, b=b, a=a) -> Tensor:
             idx = order.indices(step)
             out = student_outputs(runner, chunks[idx], [b], grad_from=b)
-            return hidden_kl(teacher.batch(idx, [a])[a].to(device), out[b])
+            return hidden_kl(teacher.batch(idx, [a])[a].to(device), out[b], settings.temperature)
 
         phase = Phase(f"layer{b:03d}", params, optimizer, scheduler, total, step_loss, position=order.position)
         results.append(run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop,

@@ -32,6 +32,7 @@ class SPSettings:
     batch_size: int = 2
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
+    temperature: float = 1.0  # τ of σ = softmax(H / τ) in Eq. 6 (unknown in the paper)
     seed: int = 10           # batch order
     checkpoint_every: int = 10
 
@@ -55,7 +56,7 @@ def distill_sp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
         idx = order.indices(step)
         target = teacher.batch(idx)
         out = student_outputs(runner, chunks[idx], students, grad_from=min(students))
-        return sum(hidden_kl(target[a].to(device), out[b]) for b, a in pairs)
+        return sum(hidden_kl(target[a].to(device), out[b], settings.temperature) for b, a in pairs)
 
     phase = Phase("come_sp", params, optimizer, scheduler, total, step_loss, position=order.position)
     result = run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop, progress=progress)

@@ -2,10 +2,13 @@
 
 * :func:`hidden_kl` — CoMe Eq. 6 (come.md §7), with the open points fixed as
   this project's explicit assumptions: σ = softmax over the **hidden dimension**
-  of each token's residual-stream vector, temperature T = 1, **forward** KL
+  of each token's residual-stream vector, temperature τ (default 1), **forward** KL
   (teacher first), scale c = mean over tokens (batch × sequence)::
 
-      L = 1/(B·S) Σ_{b,s} Σ_d p_T[d] (log p_T[d] − log p_S[d]),   p = softmax(H[b, s, :])
+      L = 1/(B·S) Σ_{b,s} Σ_d p_T[d] (log p_T[d] − log p_S[d]),   p = softmax(H[b, s, :] / τ)
+
+  τ > 1 softens σ: models with a few massive residual dimensions (SmolLM2 has one)
+  make softmax(H) one-hot, and the KL at τ = 1 then sees almost nothing else.
 
 * :func:`batch_dim_kl` — FuseGPT's released loss (baselines.md §7):
   ``kl_div(log_softmax(S, dim=0), softmax(T, dim=0), reduction="batchmean")``,
@@ -19,12 +22,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def hidden_kl(teacher: Tensor, student: Tensor) -> Tensor:
-    """KL(softmax(teacher) ‖ softmax(student)) over the last (hidden) dim, mean over tokens, in fp32."""
+def hidden_kl(teacher: Tensor, student: Tensor, temperature: float = 1.0) -> Tensor:
+    """KL(softmax(teacher/τ) ‖ softmax(student/τ)) over the last (hidden) dim, mean over tokens, in fp32."""
     if teacher.shape != student.shape:
         raise ValueError(f"teacher {tuple(teacher.shape)} and student {tuple(student.shape)} differ in shape")
-    log_p = F.log_softmax(teacher.float(), dim=-1)
-    log_q = F.log_softmax(student.float(), dim=-1)
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    log_p = F.log_softmax(teacher.float() / temperature, dim=-1)
+    log_q = F.log_softmax(student.float() / temperature, dim=-1)
     return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
 
 

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 COME_ASSUMPTIONS = (
     "Eq. 6 as implemented: sigma = softmax over the hidden dimension of each token's residual-stream vector, "
-    "temperature T = 1, forward KL(teacher || student), scale c = mean over tokens (batch x sequence); "
+    "temperature tau as configured (default 1; `temperature` in the variant), forward KL(teacher || student), scale c = mean over tokens (batch x sequence); "
     "the paper leaves sigma and c open (come.md §7, §13).",
     "H_T^{a_i} = output of original dense layer a_i = teacher_last of the merged group; H_S^{b_i} = output of "
     "merged student layer b_i; both raw residual streams (no final norm). Only merged layers (groups of more "
