@@ -25,6 +25,7 @@ from ..engine.runner import LayerwiseRunner
 from .data import BatchOrder
 from .hierarchical import DistillResult, student_outputs, train_only
 from .losses import hidden_kl
+from .precision import fp32_trainable
 from .t_layer import TrainingBudget
 from .teacher_activations import Teacher
 from .trainer import Phase, ResumeStore, StopHook, cosine_with_warmup, run_phase
@@ -89,8 +90,9 @@ def distill_mp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
             return hidden_kl(teacher.batch(idx, [a])[a].to(device), out[b], settings.temperature)
 
         phase = Phase(f"layer{b:03d}", params, optimizer, scheduler, total, step_loss, position=order.position)
-        results.append(run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop,
-                                 progress=progress))
+        with fp32_trainable(student, [student.model.layers[b]]):
+            results.append(run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop,
+                                     progress=progress))
     budget = TrainingBudget(len(pairs), 1, settings.epochs, settings.steps, settings.batch_size, chunks.shape[1])
     return DistillResult("CoMe-mp", results, budget, [b for b, _ in pairs],
                          {"pairs": [list(p) for p in pairs], "lrs": lrs})

@@ -18,6 +18,7 @@ from ..engine.runner import LayerwiseRunner
 from .data import BatchOrder
 from .hierarchical import DistillResult, student_outputs, train_only
 from .losses import hidden_kl
+from .precision import fp32_trainable
 from .t_layer import TrainingBudget
 from .teacher_activations import Teacher
 from .trainer import Phase, ResumeStore, StopHook, cosine_with_warmup, run_phase
@@ -59,6 +60,7 @@ def distill_sp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
         return sum(hidden_kl(target[a].to(device), out[b], settings.temperature) for b, a in pairs)
 
     phase = Phase("come_sp", params, optimizer, scheduler, total, step_loss, position=order.position)
-    result = run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop, progress=progress)
+    with fp32_trainable(student, [student.model.layers[b] for b in students]):
+        result = run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop, progress=progress)
     budget = TrainingBudget(1, len(pairs), settings.epochs, settings.steps, settings.batch_size, chunks.shape[1])
     return DistillResult("CoMe-sp", [result], budget, students, {"pairs": [list(p) for p in pairs]})

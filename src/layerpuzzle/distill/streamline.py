@@ -39,6 +39,7 @@ from ..engine.runner import LayerwiseRunner
 from ..models import architecture as arch
 from .data import BatchOrder, split_validation
 from .hierarchical import DistillResult, layer_parameters, train_only
+from .precision import fp32_trainable
 from .losses import hidden_mse, lm_loss
 from .t_layer import TrainingBudget
 from .teacher_activations import EMBEDDING, teacher_states
@@ -151,7 +152,8 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
     validation = Validation(val_loss, settings.eval_every) if len(val_idx) else None
     phase = Phase("streamline", params, optimizer, scheduler, total, step_loss, position=order.position,
                   grad_clip=settings.grad_clip, validation=validation)
-    result = run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop, progress=progress)
+    with fp32_trainable(model, [layer]):  # also takes the fp32 teacher states as inputs on a bf16 model
+        result = run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop, progress=progress)
     for p in model.parameters():
         p.requires_grad_(False)
     budget = TrainingBudget(1, 1, settings.epochs, settings.steps, settings.batch_size, chunks.shape[1])
