@@ -70,6 +70,32 @@ def test_come_jobs_write_loadable_checkpoints_and_remove_the_resume_state(worksp
         assert info["budget"]["T_layer"] == (1 * 2 * 1 * 4 * 2 * 16 if kind == "sp" else 2 * 1 * 1 * 3 * 2 * 16)
 
 
+def test_come_mp_resume_state_is_dropped_when_the_lrs_change(workspace, monkeypatch):
+    """The per-layer LRs (also when they come from lrs_by_model, outside the variant) are in the fingerprint."""
+    from layerpuzzle.distill.trainer import STOP_ENV, TrainingInterrupted
+
+    root, dense_dir, come_dir, data = workspace
+    out, state = root / "results/m/pruned/come_mp/sp25/v", root / "results/m/train_state/come_mp/sp25/v"
+
+    def run(lrs):
+        return run_come_job("mp", student_dir=str(come_dir), dense_dir=str(dense_dir), data_path=str(data),
+                            teacher_path=None, out_dir=str(out), state_dir=str(state),
+                            variant={"lrs": [1e-3, 5e-4], "steps": 3, "batch_size": 2, "label": ""}, lrs=lrs,
+                            run_params={}, target_fraction=0.25, base_model="m", dtype="float32", device="cpu",
+                            checkpoint_every=2, progress=False)
+
+    def interrupted_then(lrs):
+        monkeypatch.setenv(STOP_ENV, "2")
+        with pytest.raises(TrainingInterrupted):
+            run([1e-3, 5e-4])  # stopped after step 2 of layer 2, its resume state written at step 2
+        assert state.exists()
+        monkeypatch.delenv(STOP_ENV)
+        return run(lrs)["resumed"]
+
+    assert interrupted_then([1e-3, 5e-4]) == [2, None]  # same LRs: resumed
+    assert interrupted_then([2e-3, 1e-4]) == [None, None]  # other LRs: the old state is not resumed
+
+
 def test_streamline_job(workspace):
     root, dense_dir, _, data = workspace
     out = root / "results/m/pruned/streamline/sp25/v"

@@ -158,7 +158,8 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
         dense, _ = load_model(dense_dir, dtype=dtype, device=device)
         teacher, teacher_mode = StreamingTeacher(dense, chunks, [a for _, a in pairs]), "streaming"
     fingerprint = {"kind": kind, "variant": variant, "run": run_params, "source": source_fingerprint(student_dir),
-                   "data": file_sha256(data_path)}
+                   "data": file_sha256(data_path), "dense": source_fingerprint(dense_dir),
+                   "lrs": None if lrs is None else [float(x) for x in lrs]}
     store = ResumeStore(state_dir, fingerprint)
     if kind == "sp":
         settings = settings_from(SPSettings, variant, checkpoint_every=checkpoint_every)
