@@ -237,7 +237,7 @@ rule table04_layer_order:
                           "table04_layer_order.rst", "Table 4: layer order", "Table 4 vs paper"),
         prov=f"{DLP_TABLES}/table04_layer_order.prov.json",
     params:
-        entries=table4_entries(),
+        entries=lambda wc: table4_entries(),  # lazy: rule files included later add providers
         model_dirs={m: get_model_dir(m) for m in config["run"]["models"]},
         paper_names={m: config["models"][m].get("paper_name") for m in config["run"]["models"]},
         levels=config["run"]["table3_targets"],

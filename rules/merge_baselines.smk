@@ -196,6 +196,34 @@ rule fusegpt_mi:
         "../workflow/scripts/fusegpt.py"
 
 
+# ------------------------------------------------------------------ FuseGPT-MI order (Table 4)
+def fusegpt_mi_order_entries(model):
+    """Table 4 rows: per FuseGPT-MI variant, the order of its checkpoint at its highest target (the loop is
+    greedy: its first k removals are the k-layer run's); Table 4 shows the levels that order reaches."""
+    out = []
+    for v in method_variants("fusegpt_mi"):
+        top = max(v.get("targets") or config["run"]["targets"])
+        slug = variant_slug(slug_params(v))
+        name = "FuseGPT-MI" + (f" ({v['label']})" if v.get("label") else "")
+        out.append({"method": name, "base_method": "FuseGPT-MI", "note": "MI order of the iterative loop",
+                    "order": f"results/{model}/orders/fusegpt_mi/{target_label(top)}/{slug}/order.parquet"})
+    return out
+
+
+rule fusegpt_mi_order:
+    input:
+        ckpt="results/{model}/pruned/fusegpt_mi/{target}/{variant}",
+    output:
+        order="results/{model}/orders/fusegpt_mi/{target}/{variant}/order.parquet",
+    log:
+        "logs/{model}/orders/fusegpt_mi/{target}/{variant}.log",
+    script:
+        "../workflow/scripts/fusegpt_order.py"
+
+
+TABLE4_ORDER_PROVIDERS.append(fusegpt_mi_order_entries)
+
+
 rule fusegpt_mif:
     input:
         model=get_model_dir,

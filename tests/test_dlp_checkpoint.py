@@ -12,11 +12,13 @@ from layerpuzzle.methods.dlp.removal import RemovalOrder
 from layerpuzzle.methods.dlp.table4 import (
     OrderEntry,
     increments,
+    order_entry,
     load_paper_orders,
     paper_order,
     table4_vs_paper,
     table4_wide,
 )
+from layerpuzzle.methods.fusegpt.removal_order import mi_removal_order
 from layerpuzzle.models import architecture as arch
 from layerpuzzle.models.checkpoint import layers_to_remove
 from layerpuzzle.models.random_models import build_random_model
@@ -119,3 +121,24 @@ def test_table4_layout_with_paper_beside_ours():
     sleb = vs[(vs.Model == "llama2-7b") & (vs.Method == "SLEB")]
     assert sleb["Same set"].tolist() == [True, True, False]  # 9 instead of 8 at the last level
     assert vs[vs.Model == "tiny"]["Paper"].tolist() == ["", "", ""]
+
+
+def test_fusegpt_mi_order_from_its_record_and_partial_levels():
+    """Original indices in removal order; score = MI of the removed layer on the stack of its iteration."""
+    record = {"removed_original": [5, 2, 6], "iterations": [
+        {"iteration": 1, "n_layers": 7, "removed_current": 2, "removed_original": 2,
+         "macro_influence": [0.9, 0.5, 0.02, 0.3, 0.4, 0.6, 0.8]},
+        {"iteration": 0, "n_layers": 8, "removed_current": 5, "removed_original": 5,
+         "macro_influence": [0.9, 0.5, 0.4, 0.3, 0.2, 0.01, 0.1, 0.7]},
+        {"iteration": 2, "n_layers": 6, "removed_current": 4, "removed_original": 6,
+         "macro_influence": [0.9, 0.5, 0.3, 0.4, 0.05, 0.8]},
+    ]}
+    order = mi_removal_order(record)
+    assert order.layers == [5, 2, 6] and order.scores == [0.01, 0.02, 0.05] and order.n_layers == 8
+    model, _ = build_random_model("llama", seed=0)  # 8 layers
+    full = order_entry("tiny", "FuseGPT-MI", "FuseGPT-MI", order, model.config, [0.1, 0.2, 0.3])
+    counts = [layers_to_remove(model.config, f) for f in (0.1, 0.2, 0.3)]
+    assert full.counts == counts and max(counts) <= 3 and not full.note
+    short = RemovalOrder(method="FuseGPT-MI", n_layers=8, layers=[5], scores=[0.01])
+    part = order_entry("tiny", "FuseGPT-MI", "FuseGPT-MI", short, model.config, [0.1, 0.2, 0.3])
+    assert part.counts == [c for c in counts if c <= 1] and "only 1 layers removed" in part.note

@@ -64,3 +64,13 @@ def test_heat_maps_and_npib_matrix(run):
     npib = pd.read_parquet(run / "results" / "random-llama" / "mka" / "npib-described.parquet")
     S = npib.pivot(index="layer_i", columns="layer_j", values="npib").to_numpy()
     assert S.shape == (8, 8) and (S == S.T).all()
+
+
+def test_table4_has_the_fusegpt_mi_order(run):
+    """FuseGPT-MI's removal order joins Table 4; at 25 % (2 of 8 layers) it reaches the 10 and 20 % levels."""
+    removed = json.loads((_ckpt(run, "fusegpt_mi", "default") / "fusegpt.json").read_text())["removed_original"]
+    table = pd.read_csv(run / "results" / "tables" / "table04_layer_order.csv")
+    row = table[table.Method == "FuseGPT-MI"].iloc[0]
+    cell = next(v for k, v in row.items() if k.startswith("random-llama"))
+    assert cell == f"{removed[0]}/{removed[1]}"
+    assert "levels above 2 not run" in row.Note

@@ -9,7 +9,7 @@ def main(job):
     entries = order_entries(list(p.entries), dict(p.model_dirs), list(p.levels))
     names = dict(p.paper_names)
     write_table(table4_wide(entries, names), job.output.table[0].rsplit(".", 1)[0],
-                caption="Removal order of each direct layer pruning method (0-based layers, increments of the "
+                caption="Removal order of each layer pruning method (0-based layers, increments of the "
                         "~10/20/30 % levels separated by '/'; 'paper' columns: CoMe Table 4)")
     write_table(table4_vs_paper(entries, names), job.output.vs_paper[0].rsplit(".", 1)[0],
                 caption="Removed layers at each Table 4 level, ours and the paper's")

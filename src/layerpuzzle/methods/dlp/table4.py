@@ -59,9 +59,13 @@ def order_entry(model: str, method: str, base_method: str, order: RemovalOrder, 
     """Our order of (model, method) cut at the Table 3 counts of ``levels`` (fractions)."""
     spec = ArchSpec.from_hf_config(dense_config)
     counts = [layers_to_remove(dense_config, f) for f in levels]
+    note = note or order_note(order)
+    covered = [c for c in counts if c <= len(order.layers)]
+    if len(covered) < len(counts):  # a partial order (FuseGPT-MI run to a lower target): the levels it reaches
+        note = f"{note}; only {len(order.layers)} layers removed: levels above {len(covered)} not run".lstrip("; ")
+        counts = covered
     return OrderEntry(model=model, method=method, base_method=base_method, order=list(order.layers),
-                      counts=counts, sparsities=[100 * sparsity(spec, n) for n in counts],
-                      note=note or order_note(order))
+                      counts=counts, sparsities=[100 * sparsity(spec, n) for n in counts], note=note)
 
 
 def order_entries(entries: Sequence[Mapping], model_dirs: Mapping[str, str], levels: Sequence[float]) -> list[OrderEntry]:
@@ -121,7 +125,7 @@ def table4_wide(entries: Sequence[OrderEntry], paper_names: Mapping[str, str | N
     columns, cells, notes = {}, {}, {}
     for model in models:
         mine = [e for e in entries if e.model == model]
-        columns[model] = f"{model} ({_levels(mine[0].sparsities)})"
+        columns[model] = f"{model} ({_levels(max(mine, key=lambda e: len(e.counts)).sparsities)})"
         name = paper_names.get(model)
         if name:
             columns[(model, "paper")] = f"{name} paper ({_levels(_paper_sparsities(paper_sparsity, name))})"
