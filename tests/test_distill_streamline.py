@@ -1,5 +1,7 @@
 """LLM-Streamline: SBI windows, replacement by one layer initialised from the window's first layer, training."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -88,3 +90,16 @@ def test_streamline_resume_is_bit_identical(tmp_path):
     model, result = streamline(dense, chunks, 2, settings, ResumeStore(tmp_path, {"t": 1}), progress=False)
     assert result.phases[0].resumed_from == 3
     assert tensors_sha256(model.state_dict()) == tensors_sha256(ref.state_dict())
+
+
+def test_streaming_teacher_gives_the_stored_result():
+    """teacher='streaming' recomputes the dense states per batch: the same losses and weights as 'stored'."""
+    dense, chunks = setup()
+    runs = {}
+    for teacher in ("stored", "streaming"):
+        settings = StreamlineSettings(lr=3e-3, min_lr=3e-4, steps=4, batch_size=2, val_chunks=2, eval_every=2,
+                                      sbi_chunks=4, teacher=teacher)
+        model, result = streamline(copy.deepcopy(dense), chunks, 2, settings, ResumeStore(None), progress=False)
+        runs[teacher] = (result.phases[0].losses, tensors_sha256(model.state_dict()))
+    assert runs["stored"][0] == pytest.approx(runs["streaming"][0], rel=1e-5)
+    assert runs["stored"][1] == runs["streaming"][1]

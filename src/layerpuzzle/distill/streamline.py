@@ -20,9 +20,11 @@ configured batch), the scheduler steps every optimiser step.
 ``loss="lm"`` (the released LLM-loss variant): the layer is trained inside the
 pruned model with the next-token loss, everything else frozen.
 
-The dense hidden states the MSE variant trains on (inputs and targets for all
-training chunks) are computed once in the job and kept in memory:
-``2 × tokens × hidden × 4`` bytes.
+Teacher states (the dense ``h[j*]`` and ``h[j*+n+1]`` of every chunk): ``teacher="stored"``
+computes them once and keeps them in memory (``2 × tokens × hidden × 4`` bytes: 2 TB for
+LLaMA-2-7B on the released ~61M tokens, the released code's own memory problem, baselines.md §8);
+``teacher="streaming"`` recomputes them per batch from the dense model (``j*+n+1`` dense layer
+forwards per step, no storage). Both give the same numbers.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from .hierarchical import DistillResult, layer_parameters, train_only
 from .precision import fp32_trainable
 from .losses import hidden_mse, lm_loss
 from .t_layer import TrainingBudget
-from .teacher_activations import EMBEDDING, teacher_states
+from .teacher_activations import EMBEDDING, StoredTeacher, StreamingTeacher, teacher_states
 from .trainer import Phase, ResumeStore, StopHook, Validation, cosine_with_warmup, run_phase
 
 
@@ -60,6 +62,7 @@ class StreamlineSettings:
     val_chunks: int = 4
     eval_every: int = 8
     sbi_chunks: int = 8
+    teacher: Literal["stored", "streaming"] = "stored"
     seed: int = 10
     checkpoint_every: int = 10
 
@@ -111,9 +114,20 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
     sbi = window_sbi(dense, train_chunks[: settings.sbi_chunks], n_remove, batch_size=settings.batch_size)
     j = int(torch.argmin(sbi))
     a_in, a_out = j - 1 if j > 0 else EMBEDDING, j + n_remove
-    states = teacher_states(dense, chunks, [a_in, a_out], batch_size=settings.batch_size, progress=progress)
+    if settings.teacher == "streaming":
+        teacher = StreamingTeacher(dense, chunks, [a_in, a_out])
+    elif settings.teacher == "stored":
+        teacher = StoredTeacher(teacher_states(dense, chunks, [a_in, a_out], batch_size=settings.batch_size,
+                                               progress=progress))
+    else:
+        raise ValueError(f"teacher must be 'stored' or 'streaming', got {settings.teacher!r}")
     n_train = train_chunks.shape[0]
-    x, y = states[a_in], states[a_out]
+
+    def x(idx: Tensor) -> Tensor:
+        return teacher.batch(idx)[a_in]
+
+    def y(idx: Tensor) -> Tensor:
+        return teacher.batch(idx)[a_out]
 
     model = replace_window(dense, j, n_remove)
     device = next(model.parameters()).device
@@ -123,17 +137,17 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
     order = BatchOrder(n_train, settings.batch_size, settings.seed)
 
     def predict(idx: Tensor) -> Tensor:
-        return runner.apply_layer(layer, x[idx].to(device), j)
+        return runner.apply_layer(layer, x(idx).to(device), j)
 
     def lm_batch_loss(idx: Tensor) -> Tensor:
-        h = x[idx].to(device)
+        h = x(idx).to(device)
         for i in range(j, arch.num_layers(model)):
             h = runner.apply_layer(model.model.layers[i], h, i)
         return lm_loss(model.lm_head(arch.final_norm(model)(h)), chunks[idx].to(device))
 
     def step_loss(step: int) -> Tensor:
         idx = order.indices(step)
-        return hidden_mse(predict(idx), y[idx].to(device)) if settings.loss == "mse" else lm_batch_loss(idx)
+        return hidden_mse(predict(idx), y(idx).to(device)) if settings.loss == "mse" else lm_batch_loss(idx)
 
     val_idx = torch.arange(n_train, chunks.shape[0])
 
@@ -141,7 +155,7 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
         losses = []
         for k in range(0, len(val_idx), settings.batch_size):
             idx = val_idx[k: k + settings.batch_size]
-            losses.append(float(hidden_mse(predict(idx), y[idx].to(device)) if settings.loss == "mse"
+            losses.append(float(hidden_mse(predict(idx), y(idx).to(device)) if settings.loss == "mse"
                                 else lm_batch_loss(idx)) * len(idx))
         return sum(losses) / len(val_idx)
 

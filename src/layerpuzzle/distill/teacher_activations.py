@@ -114,6 +114,7 @@ class StreamingTeacher:
                                       device=device or next(model.parameters()).device)
         self._last: tuple[tuple[int, ...], dict[int, Tensor]] | None = None
 
+    @torch.no_grad()
     def batch(self, indices: Tensor, layers: Sequence[int] | None = None) -> dict[int, Tensor]:
         """Runs the dense model up to the deepest requested layer (the last batch is cached)."""
         layers = self.layers if layers is None else sorted(set(int(a) for a in layers))
