@@ -34,7 +34,7 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
     notes = [NOTES[kind],
              "The search is the notebook loop (lay = H − C; reset when lay ≥ #layers); H and L are the notebook's "
              "0-based HIGHEST_LAY/LOWEST_LAY. Renumbering self_attn.layer_idx is our addition (LaCo does not).",
-             "Similarity: mean over the calibration sentences (batch 1, no padding) of the cosine between the "
+             "Similarity: mean over the calibration sentences (as if run alone: batched with right padding, only each sentence's own positions used) of the cosine between the "
              "flattened final-norm last hidden states of the dense model and the candidate."]
     if params.stop_at_target:
         notes.append(f"stop_at_target: the search stops after {target} removed layers; T was lowered from "

@@ -1,10 +1,13 @@
 """LaCo's acceptance criterion (baselines.md §5, notebook ``cal_last_hidden_sim``).
 
-For each calibration sentence separately (batch 1, no padding, the tokenizer's
-default special tokens — BOS where the tokenizer adds one), take the last hidden
-state *after the final norm* (HF ``hidden_states[-1]``) of the original dense
-model and of the candidate, flatten the (seq_len × hidden) matrix into one
-vector and take one cosine; the criterion is the mean over sentences:
+For each calibration sentence separately (the tokenizer's default special
+tokens — BOS where the tokenizer adds one), take the last hidden state *after
+the final norm* (HF ``hidden_states[-1]``) of the original dense model and of
+the candidate, flatten the (seq_len × hidden) matrix into one vector and take
+one cosine; the criterion is the mean over sentences. The notebook runs the
+sentences one at a time (batch 1, no padding); here they are batched with right
+padding and only each sentence's own positions are used, which under causal
+attention gives the same states up to float rounding:
 
     sim = (1/N) Σ_s cos(vec(norm(H_dense^(L)(s))), vec(norm(H_cand^(L)(s))))
 
