@@ -87,13 +87,17 @@ def folded_view(model):
 
 @torch.no_grad()
 def run_layers(runner: LayerwiseRunner, x: Tensor, start: int, stop: int, batch_size: int) -> Tensor:
-    """Push ``x`` (N, S, D), the input of layer ``start``, through layers ``start..stop-1`` in batches."""
+    """Push ``x`` (N, S, D), the input of layer ``start``, through layers ``start..stop-1`` in batches.
+
+    ``x`` and the result stay on ``x``'s device (the CPU in training: the activations of every chunk do not
+    fit on a GPU at the paper's budget, as in the released code); each batch visits the runner's device.
+    """
     out = []
     for i in range(0, x.shape[0], batch_size):
-        h = x[i: i + batch_size]
+        h = x[i: i + batch_size].to(runner.device)
         for t in range(start, stop):
             h = runner.apply_layer(runner.model.model.layers[t], h, t)
-        out.append(h)
+        out.append(h.to(x.device))
     return torch.cat(out) if out else x
 
 
@@ -133,7 +137,8 @@ def fusegpt_train(model, chunks: Tensor, n_remove: int, settings: FuseGPTTrainSe
     runner = LayerwiseRunner(model, chunks[:1], batch_size=1, device=device)
     mi_runner = LayerwiseRunner(model, chunks[: settings.mi_chunks], batch_size=bs, device=device)
     with torch.no_grad():
-        emb = torch.cat([model.model.embed_tokens(chunks[i: i + bs].to(device)) for i in range(0, len(chunks), bs)])
+        emb = torch.cat([model.model.embed_tokens(chunks[i: i + bs].to(device)).cpu()
+                         for i in range(0, len(chunks), bs)])  # activations live on the CPU, batches visit the device
     order = BatchOrder(chunks.shape[0], bs, settings.seed)
     total = settings.epochs * settings.steps
     init = CoefInit(kind=settings.coef_init)
@@ -164,10 +169,10 @@ def fusegpt_train(model, chunks: Tensor, n_remove: int, settings: FuseGPTTrainSe
 
         def step_loss(step: int, x=x, y=y, group=group) -> Tensor:
             idx = order.indices(step)
-            h = x[idx]
+            h = x[idx].to(device)
             for t in range(group.start, group.stop):
                 h = runner.apply_layer(arch.layers(model)[t], h, t)
-            return batch_dim_kl(h, y[idx])
+            return batch_dim_kl(h, y[idx].to(device))
 
         phase = Phase(name, {**lora, **coef}, optimizer, scheduler, total, step_loss, position=order.position)
         phases.append(run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop,
