@@ -93,8 +93,15 @@ def model_note(method_cfg: Mapping[str, Any], model: str) -> str | None:
 
 
 def ablation_variant(key: str, method_cfg: Mapping[str, Any], model: str, name: str, value: Any) -> dict[str, Any]:
-    """The explicit variant of one ablation grid point: ``{}`` when it equals the model's default run."""
+    """The explicit variant of one ablation grid point: ``{}`` when it equals the model's default run.
+
+    A Table 14 corpus listed in ``ablations.calib_dataset_rows`` also sets its number of rows (the
+    paper's "PG19 (2)": 2 books, inferred).
+    """
     candidate = {name: value}
+    rows = (method_cfg.get("ablations") or {}).get("calib_dataset_rows") or {}
+    if name == "calib_dataset" and value in rows:
+        candidate["calib_rows"] = int(rows[value])
     if name in SETTING_KEYS[key]:
         same = resolve_settings(key, method_cfg, model, candidate) == resolve_settings(key, method_cfg, model, {})
     else:
