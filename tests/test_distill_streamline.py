@@ -1,6 +1,7 @@
 """LLM-Streamline: SBI windows, replacement by one layer initialised from the window's first layer, training."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -103,3 +104,25 @@ def test_streaming_teacher_gives_the_stored_result():
         runs[teacher] = (result.phases[0].losses, tensors_sha256(model.state_dict()))
     assert runs["stored"][0] == pytest.approx(runs["streaming"][0], rel=1e-5)
     assert runs["stored"][1] == runs["streaming"][1]
+
+
+def test_released_schedule_barely_decays():
+    from layerpuzzle.distill.streamline import schedule_length
+
+    per_step = StreamlineSettings(steps=938, epochs=5, warmup_ratio=0.01)
+    assert schedule_length(per_step) == (4690, 47)
+    released = StreamlineSettings(steps=938, epochs=5, warmup_ratio=0.01, schedule="released", accumulation=16)
+    total, warmup = schedule_length(released)
+    assert (total, warmup) == (37520, 375)  # 4690 x 16 / 2 scheduler steps, 1 % warmup
+    # after the 4690 optimiser steps the cosine is (4690 - 375) / (37520 - 375) = 11.6 % of the way down
+    progress = (4690 - warmup) / (total - warmup)
+    lr = 5e-5 + (2e-4 - 5e-5) * 0.5 * (1 + math.cos(math.pi * progress))
+    assert 1.9e-4 < lr < 2e-4  # "LR barely decays from 2e-4 (min_lr 5e-5 never reached)"
+    dense, chunks = setup()
+    finals = {}
+    for schedule in ("per_step", "released"):
+        settings = StreamlineSettings(lr=3e-3, min_lr=3e-4, steps=4, batch_size=2, val_chunks=2, eval_every=2,
+                                      sbi_chunks=4, schedule=schedule)
+        model, _ = streamline(copy.deepcopy(dense), chunks, 2, settings, ResumeStore(None), progress=False)
+        finals[schedule] = tensors_sha256(model.state_dict())
+    assert finals["per_step"] != finals["released"]

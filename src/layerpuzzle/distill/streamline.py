@@ -16,7 +16,9 @@ standalone to map the dense ``h[j*]`` to the dense ``h[j*+n+1]`` (MSE), AdamW
 warmup (``warmup_ratio`` of the steps) down to ``min_lr``; the validation MSE on
 held-out chunks is tracked every ``eval_every`` steps and the best state kept.
 Differences from the released code: no gradient accumulation (batch = the
-configured batch), the scheduler steps every optimiser step.
+configured batch); the cosine runs to ``min_lr`` over the run (``schedule="per_step"``)
+unless ``schedule="released"`` reproduces the released LR trajectory (see
+:func:`schedule_length`).
 ``loss="lm"`` (the released LLM-loss variant): the layer is trained inside the
 pruned model with the next-token loss, everything else frozen.
 
@@ -63,6 +65,8 @@ class StreamlineSettings:
     eval_every: int = 8
     sbi_chunks: int = 8
     teacher: Literal["stored", "streaming"] = "stored"
+    schedule: Literal["per_step", "released"] = "per_step"
+    accumulation: int = 16   # the released code's gradient_accumulation_step (schedule "released" only)
     seed: int = 10
     checkpoint_every: int = 10
 
@@ -101,6 +105,24 @@ def replace_window(dense, start: int, n: int):
     arch.replace_layers(model, [model.model.layers[i] for i in keep],
                         [types[i] for i in keep] if types is not None else None)
     return model
+
+
+def schedule_length(settings: StreamlineSettings) -> tuple[int, int]:
+    """(cosine length T, warmup w) in optimiser steps.
+
+    ``per_step``: T = epochs × steps, w = warmup_ratio × T — the cosine reaches min_lr at the end.
+    ``released``: the released code builds the schedule for half the number of micro-batches
+    (T = epochs × steps × accumulation / 2, w = warmup_ratio × T) but steps it once per optimiser step
+    (every ``accumulation`` micro-batches), so training ends at 2/accumulation of the cosine (1/8 for 16)
+    and the LR stays near its peak (baselines.md §8, "code quirk"). Each of our optimiser steps is one
+    batch (no gradient accumulation), so only the LR trajectory is the released one.
+    """
+    total = settings.epochs * settings.steps
+    if settings.schedule == "released":
+        total = max(1, total * settings.accumulation // 2)
+    elif settings.schedule != "per_step":
+        raise ValueError(f"schedule must be 'per_step' or 'released', got {settings.schedule!r}")
+    return total, round(settings.warmup_ratio * total)
 
 
 def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSettings, store: ResumeStore, *,
@@ -161,8 +183,8 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
 
     total = settings.epochs * settings.steps
     optimizer = torch.optim.AdamW(params.values(), lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = cosine_with_warmup(optimizer, total, round(settings.warmup_ratio * total),
-                                   settings.min_lr / settings.lr)
+    sched_total, sched_warmup = schedule_length(settings)
+    scheduler = cosine_with_warmup(optimizer, sched_total, sched_warmup, settings.min_lr / settings.lr)
     validation = Validation(val_loss, settings.eval_every) if len(val_idx) else None
     phase = Phase("streamline", params, optimizer, scheduler, total, step_loss, position=order.position,
                   grad_clip=settings.grad_clip, validation=validation)
