@@ -26,7 +26,7 @@ RES = config["resources"]
 
 wildcard_constraints:
     model="|".join(re.escape(m) for m in config["models"]),
-    calib=r"[a-z0-9]+-n\d+-s\d+-len\d+",
+    calib=r"[a-z0-9]+-n\d+-s\d+-len\d+(?:-pex)?",
     scoring=r"(raw|final_norm)-span\d+",
     dataset="|".join(PERPLEXITY_DATASETS),
     task="|".join(config["evaluation"]["tasks"]),

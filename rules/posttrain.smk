@@ -129,7 +129,7 @@ rule posttrain_teacher:
         acts="results/{model}/teacher/{tdata}/come/{target}/{source}/activations.safetensors",
         prov="results/{model}/teacher/{tdata}/come/{target}/{source}/activations.prov.json",
     wildcard_constraints:
-        tdata=r"[a-z0-9]+-n\d+-s\d+-len\d+",
+        tdata=r"[a-z0-9]+-n\d+-s\d+-len\d+(?:-pex)?",
         target=r"sp\d+",
         source=SLUG,
     params:

@@ -55,3 +55,21 @@ def test_perplexity_text_from_mirror(mirror):
 def test_missing_mirror_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="wiki.train.raw"):
         calibration_rows("wikitext2", tmp_path)
+
+
+def test_per_example_packing_pads_each_row_with_eos():
+    """The released Alpaca/MMLU loaders: one window per row, truncated to seq_len, EOS-padded; id suffix -pex."""
+    tok = build_byte_tokenizer()
+    spec = CalibrationSpec("alpaca", 3, 0, 6, packing="per_example")
+    assert spec.id == "alpaca-n3-s0-len6-pex" and CalibrationSpec.parse(spec.id) == spec
+    assert CalibrationSpec.parse("alpaca-n3-s0-len6").packing == "joined"
+    rows = ["ab", "abcdefgh", "xyz"]
+    windows, info = build_calibration(rows, tok, spec)
+    order = select_rows(rows, 3, 0)
+    eos = tok.eos_token_id
+    for w, row in zip(windows.tolist(), order):
+        ids = tok(row).input_ids[:6]
+        assert w == ids + [eos] * (6 - len(ids))
+    assert windows.shape == (3, 6) and info["eos_padding_tokens"] == 18 - info["tokens_total"]
+    with pytest.raises(ValueError, match="packing 'packed' is not allowed"):
+        CalibrationSpec("alpaca", 3, 0, 6, packing="packed")

@@ -2,6 +2,7 @@
 import yaml
 
 from layerpuzzle.config import validate_config, variant_slug
+from layerpuzzle.data.calibration import CalibrationSpec
 from layerpuzzle.methods.come.variants import ablation_variant, parse_slug, resolve_calibration
 
 from conftest import REPO
@@ -30,3 +31,15 @@ def test_table12_point_equal_to_the_default_has_the_default_path():
     n = cfg["calibration"]["n"]
     assert ablation_variant("come", cfg, "smollm2-135m", "calib_rows", n) == {}
     assert ablation_variant("come", cfg, "smollm2-135m", "calib_rows", 2 * n) == {"calib_rows": 2 * n}
+
+
+def test_table14_point_with_the_released_per_example_packing():
+    cfg = come_cfg(calib_dataset_packing={"alpaca": "per_example", "c4": "joined"})
+    alpaca = ablation_variant("come", cfg, "smollm2-135m", "calib_dataset", "alpaca")
+    assert alpaca == {"calib_dataset": "alpaca", "calib_packing": "per_example"}
+    assert ablation_variant("come", cfg, "smollm2-135m", "calib_dataset", "c4") == {"calib_dataset": "c4"}
+    slug = variant_slug(alpaca)
+    assert parse_slug("come", slug) == alpaca
+    spec = resolve_calibration(cfg, alpaca)
+    assert spec["packing"] == "per_example" and spec["dataset"] == "alpaca"
+    assert CalibrationSpec(**spec).id.endswith("-pex")

@@ -22,7 +22,7 @@ def come_config(tmp):
     cfg["methods"]["come"].update(
         calibration=CALIB,
         ablations={"in_all_tables": True, "target": 0.25, "p": [1, float("inf")], "calib_rows": [8], "layers_per_merge": [2],
-                   "calib_dataset": ["wikitext2"]},
+                   "calib_dataset": ["wikitext2", "alpaca"], "calib_dataset_packing": {"alpaca": "per_example"}},
     )
     cfg["methods"]["come_p"].update(calibration=CALIB, granularity=2, variants=[{"targets": [0.25]}])
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -71,7 +71,11 @@ def test_results_rows_and_ablation_table(run):
     assert t11["Avg paper"].tolist() == [48.17, 46.26] and t11["Wiki-2 paper"].tolist() == [16.53, 21.21]
     assert t11["Wiki-2"].notna().all()
     t14 = pd.read_csv(tmp / "results" / "tables" / "table14_calib_dataset.csv")
-    assert t14.Dataset.tolist() == ["wiki2"] and t14["C4 paper"].tolist() == [19.93]
+    assert t14.Dataset.tolist() == ["wiki2", "Alpaca"] and t14["C4 paper"].tolist() == [19.93, 25.65]
+    # the released Alpaca loader: one EOS-padded window per example
+    pex = load_file(tmp / "results" / "random-llama" / "calib" /
+                    f"alpaca-n{CALIB['n']}-s{CALIB['seed']}-len{CALIB['seq_len']}-pex.safetensors")["input_ids"]
+    assert pex.shape == (CALIB["n"], CALIB["seq_len"])
 
 
 def test_second_run_schedules_nothing(run):

@@ -7,6 +7,11 @@ permuted with ``numpy.random.default_rng(seed).permutation`` (exactly what
 consecutive non-overlapping windows of ``seq_len`` tokens (the remainder is
 dropped; with fewer than ``seq_len`` tokens the whole sequence is one window).
 So "N samples" means N *text rows*, not N windows.
+
+``packing="per_example"`` is the released CoMe loaders of Alpaca and MMLU
+(come.md §9, Table 14): every row is its own window, truncated to ``seq_len``
+and padded to it with EOS tokens (which the model sees as input, as there).
+Its id ends in ``-pex``.
 """
 
 from __future__ import annotations
@@ -32,18 +37,29 @@ class CalibrationSpec:
     n: int
     seed: int
     seq_len: int
+    packing: str = "joined"  # joined (rows joined, cut into windows) | per_example (one EOS-padded window per row)
+
+    def __post_init__(self):
+        if self.packing not in PACKINGS:
+            raise ValueError(f"calibration packing {self.packing!r} is not allowed; allowed: {', '.join(PACKINGS)}")
 
     @property
     def id(self) -> str:
-        return f"{self.dataset}-n{self.n}-s{self.seed}-len{self.seq_len}"
+        return f"{self.dataset}-n{self.n}-s{self.seed}-len{self.seq_len}{PACKINGS[self.packing]}"
 
     @staticmethod
     def parse(calib_id: str) -> "CalibrationSpec":
+        packing = "joined"
+        if calib_id.endswith(PACKINGS["per_example"]):
+            calib_id, packing = calib_id[: -len(PACKINGS["per_example"])], "per_example"
         try:
             dataset, n, s, length = calib_id.rsplit("-", 3)
-            return CalibrationSpec(dataset, int(n[1:]), int(s[1:]), int(length[3:]))
+            return CalibrationSpec(dataset, int(n[1:]), int(s[1:]), int(length[3:]), packing)
         except ValueError as exc:
-            raise ValueError(f"calibration id {calib_id!r} is not of the form <dataset>-n<N>-s<seed>-len<L>") from exc
+            raise ValueError(f"calibration id {calib_id!r} is not of the form <dataset>-n<N>-s<seed>-len<L>[-pex]") from exc
+
+
+PACKINGS = {"joined": "", "per_example": "-pex"}  # packing -> id suffix
 
 
 def select_rows(rows: list[str], n: int, seed: int) -> list[str]:
@@ -66,8 +82,29 @@ def tokenize_windows(text: str, tokenizer, seq_len: int) -> torch.Tensor:
     return ids[: n * seq_len].view(n, seq_len).clone()
 
 
+def per_example_windows(rows: list[str], tokenizer, seq_len: int) -> torch.Tensor:
+    """(N, seq_len): each row tokenized alone, truncated to ``seq_len`` and padded with EOS to it."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("per-example calibration windows need a tokenizer with an EOS token")
+    out = []
+    for row in rows:
+        ids = tokenizer(row).input_ids[:seq_len]
+        out.append(ids + [eos] * (seq_len - len(ids)))
+    return torch.tensor(out, dtype=torch.long)
+
+
 def build_calibration(rows: list[str], tokenizer, spec: CalibrationSpec) -> tuple[torch.Tensor, dict[str, Any]]:
     chosen = select_rows(rows, spec.n, spec.seed)
+    if spec.packing == "per_example":
+        windows = per_example_windows(chosen, tokenizer, spec.seq_len)
+        real = sum(min(len(tokenizer(r).input_ids), spec.seq_len) for r in chosen)
+        info = {**asdict(spec), "id": spec.id, "rows_used": len(chosen), "tokens_total": real,
+                "windows": int(windows.shape[0]), "tokens_in_windows": int(windows.numel()),
+                "eos_padding_tokens": int(windows.numel()) - real}
+        log.info("calibration %s: %d rows -> %d EOS-padded windows of %d (%d real tokens)", spec.id, len(chosen),
+                 windows.shape[0], spec.seq_len, real)
+        return windows, info
     text = "\n\n".join(chosen)
     windows = tokenize_windows(text, tokenizer, spec.seq_len)
     n_tokens_total = len(tokenizer(text).input_ids)

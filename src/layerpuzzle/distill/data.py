@@ -33,7 +33,7 @@ from ..data.calibration import CalibrationSpec
 
 def training_data_spec(settings: dict) -> CalibrationSpec:
     """The chunk set of a method's ``data`` setting ``{dataset, n (text rows), seed, seq_len}``."""
-    return CalibrationSpec(**{k: settings[k] for k in ("dataset", "n", "seed", "seq_len")})
+    return CalibrationSpec(**{k: settings[k] for k in ("dataset", "n", "seed", "seq_len", "packing") if k in settings})
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ _COMMON_KEYS = {
     "qk_norm": str,
     "calib_rows": int,
     "calib_dataset": str,
+    "calib_packing": str,
 }
 VARIANT_KEYS = {
     "come": {**_COMMON_KEYS, "p": float, "rho": float, "rho_rule": str, "layers_per_merge": int, "bi_estimator": str},
@@ -85,6 +86,8 @@ def resolve_calibration(method_cfg: Mapping[str, Any], variant: Mapping[str, Any
         spec["n"] = int(variant["calib_rows"])
     if variant.get("calib_dataset") is not None:
         spec["dataset"] = str(variant["calib_dataset"])
+    if variant.get("calib_packing") is not None:
+        spec["packing"] = str(variant["calib_packing"])
     return spec
 
 
@@ -96,12 +99,17 @@ def ablation_variant(key: str, method_cfg: Mapping[str, Any], model: str, name: 
     """The explicit variant of one ablation grid point: ``{}`` when it equals the model's default run.
 
     A Table 14 corpus listed in ``ablations.calib_dataset_rows`` also sets its number of rows (the
-    paper's "PG19 (2)": 2 books, inferred).
+    paper's "PG19 (2)": 2 books, inferred), one in ``ablations.calib_dataset_packing`` its packing
+    (the released Alpaca / MMLU loaders: one EOS-padded window per example).
     """
     candidate = {name: value}
-    rows = (method_cfg.get("ablations") or {}).get("calib_dataset_rows") or {}
+    ablations = method_cfg.get("ablations") or {}
+    rows = ablations.get("calib_dataset_rows") or {}
+    packing = ablations.get("calib_dataset_packing") or {}
     if name == "calib_dataset" and value in rows:
         candidate["calib_rows"] = int(rows[value])
+    if name == "calib_dataset" and packing.get(value, "joined") != "joined":
+        candidate["calib_packing"] = packing[value]
     if name in SETTING_KEYS[key]:
         same = resolve_settings(key, method_cfg, model, candidate) == resolve_settings(key, method_cfg, model, {})
     else:
