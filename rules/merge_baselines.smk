@@ -215,6 +215,7 @@ rule fusegpt_mi_order:
         ckpt="results/{model}/pruned/fusegpt_mi/{target}/{variant}",
     output:
         order="results/{model}/orders/fusegpt_mi/{target}/{variant}/order.parquet",
+        prov="results/{model}/orders/fusegpt_mi/{target}/{variant}/order.prov.json",
     log:
         "logs/{model}/orders/fusegpt_mi/{target}/{variant}.log",
     script:

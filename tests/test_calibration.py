@@ -71,5 +71,8 @@ def test_per_example_packing_pads_each_row_with_eos():
         ids = tok(row).input_ids[:6]
         assert w == ids + [eos] * (6 - len(ids))
     assert windows.shape == (3, 6) and info["eos_padding_tokens"] == 18 - info["tokens_total"]
+    assert info["packing"] == "per_example"
+    _, joined = build_calibration(rows, tok, CalibrationSpec("alpaca", 3, 0, 6))
+    assert "packing" not in joined  # joined sets are recorded (and so stored) exactly as before packing existed
     with pytest.raises(ValueError, match="packing 'packed' is not allowed"):
         CalibrationSpec("alpaca", 3, 0, 6, packing="packed")

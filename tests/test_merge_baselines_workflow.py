@@ -74,3 +74,5 @@ def test_table4_has_the_fusegpt_mi_order(run):
     cell = next(v for k, v in row.items() if k.startswith("random-llama"))
     assert cell == f"{removed[0]}/{removed[1]}"
     assert "levels above 2 not run" in row.Note
+    order_dir = run / "results" / "random-llama" / "orders" / "fusegpt_mi" / "sp25" / "default"
+    assert json.loads((order_dir / "order.prov.json").read_text())["rule"] == "fusegpt_mi_order"

@@ -62,6 +62,15 @@ class CalibrationSpec:
 PACKINGS = {"joined": "", "per_example": "-pex"}  # packing -> id suffix
 
 
+def spec_record(spec: CalibrationSpec) -> dict[str, Any]:
+    """The spec's fields as recorded in the artifact (``packing`` only when not the default, so that joined
+    sets keep the bytes they had before packing existed)."""
+    record = asdict(spec)
+    if spec.packing == "joined":
+        del record["packing"]
+    return record
+
+
 def select_rows(rows: list[str], n: int, seed: int) -> list[str]:
     """The first ``n`` rows after a seeded permutation (HF ``Dataset.shuffle`` semantics)."""
     if n <= 0:
@@ -99,7 +108,7 @@ def build_calibration(rows: list[str], tokenizer, spec: CalibrationSpec) -> tupl
     if spec.packing == "per_example":
         windows = per_example_windows(chosen, tokenizer, spec.seq_len)
         real = sum(min(len(tokenizer(r).input_ids), spec.seq_len) for r in chosen)
-        info = {**asdict(spec), "id": spec.id, "rows_used": len(chosen), "tokens_total": real,
+        info = {**spec_record(spec), "id": spec.id, "rows_used": len(chosen), "tokens_total": real,
                 "windows": int(windows.shape[0]), "tokens_in_windows": int(windows.numel()),
                 "eos_padding_tokens": int(windows.numel()) - real}
         log.info("calibration %s: %d rows -> %d EOS-padded windows of %d (%d real tokens)", spec.id, len(chosen),
@@ -108,7 +117,7 @@ def build_calibration(rows: list[str], tokenizer, spec: CalibrationSpec) -> tupl
     text = "\n\n".join(chosen)
     windows = tokenize_windows(text, tokenizer, spec.seq_len)
     n_tokens_total = len(tokenizer(text).input_ids)
-    info = {**asdict(spec), "id": spec.id, "rows_used": len(chosen), "tokens_total": n_tokens_total,
+    info = {**spec_record(spec), "id": spec.id, "rows_used": len(chosen), "tokens_total": n_tokens_total,
             "windows": int(windows.shape[0]), "tokens_in_windows": int(windows.numel())}
     log.info("calibration %s: %d rows -> %d tokens -> %d windows of %d", spec.id, len(chosen),
              n_tokens_total, windows.shape[0], windows.shape[1])
