@@ -200,3 +200,24 @@ def test_toy_workflow_on_real_slurm():
     assert (results / "cpu_probe.txt").read_text() == "CUDA_VISIBLE_DEVICES=unset\n"
     # first attempt got 4000 MB and failed; the retry was granted 8000 MB
     assert (results / "retry_probe.txt").read_text() == "8000\n"
+
+
+# --- the profile by name ----------------------------------------------------------
+
+
+def test_profile_by_name_dry_run(tmp_path, monkeypatch, mirror):
+    """`snakemake --profile slurm all_tables` works once profiles/slurm is linked into the user's Snakemake
+    config directory (README); a dry run needs no SLURM."""
+    from workflow_utils import scheduled_jobs, snakemake, tiny_config
+
+    xdg = tmp_path / "xdg"
+    (xdg / "snakemake").mkdir(parents=True)
+    (xdg / "snakemake" / "slurm").symlink_to(REPO / "profiles" / "slurm")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    work = tmp_path / "work"
+    work.mkdir()
+    res = snakemake(work, tiny_config(work), "--profile", "slurm", "-n", "all_tables")
+    out = res.stdout + res.stderr
+    assert "Using profile slurm" in out
+    jobs = scheduled_jobs(out)
+    assert jobs["prepare_model"] == 1 and jobs["evaluate_checkpoint"] == 1 and jobs["all_tables"] == 1
