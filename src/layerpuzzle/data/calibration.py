@@ -91,23 +91,24 @@ def tokenize_windows(text: str, tokenizer, seq_len: int) -> torch.Tensor:
     return ids[: n * seq_len].view(n, seq_len).clone()
 
 
-def per_example_windows(rows: list[str], tokenizer, seq_len: int) -> torch.Tensor:
-    """(N, seq_len): each row tokenized alone, truncated to ``seq_len`` and padded with EOS to it."""
+def per_example_windows(rows: list[str], tokenizer, seq_len: int) -> tuple[torch.Tensor, int]:
+    """(N, seq_len) windows, each row tokenized alone, truncated to ``seq_len`` and padded with EOS to it;
+    and the number of real (non-padding) tokens."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ValueError("per-example calibration windows need a tokenizer with an EOS token")
-    out = []
+    out, real = [], 0
     for row in rows:
         ids = tokenizer(row).input_ids[:seq_len]
+        real += len(ids)
         out.append(ids + [eos] * (seq_len - len(ids)))
-    return torch.tensor(out, dtype=torch.long)
+    return torch.tensor(out, dtype=torch.long), real
 
 
 def build_calibration(rows: list[str], tokenizer, spec: CalibrationSpec) -> tuple[torch.Tensor, dict[str, Any]]:
     chosen = select_rows(rows, spec.n, spec.seed)
     if spec.packing == "per_example":
-        windows = per_example_windows(chosen, tokenizer, spec.seq_len)
-        real = sum(min(len(tokenizer(r).input_ids), spec.seq_len) for r in chosen)
+        windows, real = per_example_windows(chosen, tokenizer, spec.seq_len)
         info = {**spec_record(spec), "id": spec.id, "rows_used": len(chosen), "tokens_total": real,
                 "windows": int(windows.shape[0]), "tokens_in_windows": int(windows.numel()),
                 "eos_padding_tokens": int(windows.numel()) - real}
