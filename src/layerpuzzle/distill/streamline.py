@@ -145,12 +145,6 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
         raise ValueError(f"teacher must be 'stored' or 'streaming', got {settings.teacher!r}")
     n_train = train_chunks.shape[0]
 
-    def x(idx: Tensor) -> Tensor:
-        return teacher.batch(idx)[a_in]
-
-    def y(idx: Tensor) -> Tensor:
-        return teacher.batch(idx)[a_out]
-
     model = replace_window(dense, j, n_remove)
     device = next(model.parameters()).device
     params = train_only(model, [j])
@@ -158,18 +152,18 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
     runner = LayerwiseRunner(model, chunks[:1], batch_size=1, device=device)
     order = BatchOrder(n_train, settings.batch_size, settings.seed)
 
-    def predict(idx: Tensor) -> Tensor:
-        return runner.apply_layer(layer, x(idx).to(device), j)
-
-    def lm_batch_loss(idx: Tensor) -> Tensor:
-        h = x(idx).to(device)
+    def batch_loss(idx: Tensor) -> Tensor:
+        """MSE of the new layer against the dense output of the window, or the LM loss through the pruned model."""
+        states = teacher.batch(idx)
+        h = states[a_in].to(device)
+        if settings.loss == "mse":
+            return hidden_mse(runner.apply_layer(layer, h, j), states[a_out].to(device))
         for i in range(j, arch.num_layers(model)):
             h = runner.apply_layer(model.model.layers[i], h, i)
         return lm_loss(model.lm_head(arch.final_norm(model)(h)), chunks[idx].to(device))
 
     def step_loss(step: int) -> Tensor:
-        idx = order.indices(step)
-        return hidden_mse(predict(idx), y(idx).to(device)) if settings.loss == "mse" else lm_batch_loss(idx)
+        return batch_loss(order.indices(step))
 
     val_idx = torch.arange(n_train, chunks.shape[0])
 
@@ -177,8 +171,7 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
         losses = []
         for k in range(0, len(val_idx), settings.batch_size):
             idx = val_idx[k: k + settings.batch_size]
-            losses.append(float(hidden_mse(predict(idx), y(idx).to(device)) if settings.loss == "mse"
-                                else lm_batch_loss(idx)) * len(idx))
+            losses.append(float(batch_loss(idx)) * len(idx))
         return sum(losses) / len(val_idx)
 
     total = settings.epochs * settings.steps
