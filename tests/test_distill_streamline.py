@@ -93,14 +93,19 @@ def test_streamline_resume_is_bit_identical(tmp_path):
     assert tensors_sha256(model.state_dict()) == tensors_sha256(ref.state_dict())
 
 
+def short_run(dense, chunks, **settings):
+    """Four steps of LLM-Streamline removing 2 layers of a copy of ``dense`` (settings override the defaults)."""
+    settings = StreamlineSettings(**{"lr": 3e-3, "min_lr": 3e-4, "steps": 4, "batch_size": 2, "val_chunks": 2,
+                                     "eval_every": 2, "sbi_chunks": 4, **settings})
+    return streamline(copy.deepcopy(dense), chunks, 2, settings, ResumeStore(None), progress=False)
+
+
 def test_streaming_teacher_gives_the_stored_result():
     """teacher='streaming' recomputes the dense states per batch: the same losses and weights as 'stored'."""
     dense, chunks = setup()
     runs = {}
     for teacher in ("stored", "streaming"):
-        settings = StreamlineSettings(lr=3e-3, min_lr=3e-4, steps=4, batch_size=2, val_chunks=2, eval_every=2,
-                                      sbi_chunks=4, teacher=teacher)
-        model, result = streamline(copy.deepcopy(dense), chunks, 2, settings, ResumeStore(None), progress=False)
+        model, result = short_run(dense, chunks, teacher=teacher)
         runs[teacher] = (result.phases[0].losses, tensors_sha256(model.state_dict()))
     assert runs["stored"][0] == pytest.approx(runs["streaming"][0], rel=1e-5)
     assert runs["stored"][1] == runs["streaming"][1]
@@ -121,8 +126,6 @@ def test_released_schedule_barely_decays():
     dense, chunks = setup()
     finals = {}
     for schedule in ("per_step", "released"):
-        settings = StreamlineSettings(lr=3e-3, min_lr=3e-4, steps=4, batch_size=2, val_chunks=2, eval_every=2,
-                                      sbi_chunks=4, schedule=schedule)
-        model, _ = streamline(copy.deepcopy(dense), chunks, 2, settings, ResumeStore(None), progress=False)
+        model, _ = short_run(dense, chunks, schedule=schedule)
         finals[schedule] = tensors_sha256(model.state_dict())
     assert finals["per_step"] != finals["released"]
