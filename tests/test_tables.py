@@ -40,10 +40,10 @@ def paper_row(model: str, label: float, method: str) -> pd.Series:
     return hit.iloc[0]
 
 
-def record(model, method, target, removed, sp, values, variant="", ppl=(10.0, 8.0)):
+def record(model, method, target, removed, sp, values, variant="", ppl=(10.0, 8.0), stderr=0.01):
     """A metrics.json dict with task fractions ``values`` (None = task missing)."""
     tasks = {
-        key: {"metric": "acc_norm", "value": v, "stderr": 0.01, "n_samples": 40, "num_fewshot": 5 if key == "mmlu" else 0}
+        key: {"metric": "acc_norm", "value": v, "stderr": stderr, "n_samples": 40, "num_fewshot": 5 if key == "mmlu" else 0}
         for key, v in zip(TASK_COLUMNS, values)
         if v is not None
     }
@@ -119,13 +119,41 @@ PRUNED = [0.25, 0.40, 0.30, 0.40, 0.75, 0.30, 0.50]  # ratios 1/2,1/2,1/2,1,1,1/
 def test_results_table_hand_computed():
     table = results_table([record("m", "CoMe", 30, 2, 29.5, PRUNED, ppl=(20.0, 15.5)), record("m", "Dense", 0, 0, 0.0, DENSE)])
     assert list(table.columns) == ["Model", "Sparsity (%)", "Method", "ARC-c", "ARC-e", "HellaS", "OBQA", "PIQA",
-                                   "WinoG", "MMLU(5)", "Avg", "RPT", "C4", "Wiki-2", "Note"]
+                                   "WinoG", "MMLU(5)", "Avg", "RPT", "C4", "Wiki-2", "Note",
+                                   "Avg SE", "RPT SE", "vs Dense"]
     assert list(table["Method"]) == ["Dense", "CoMe"]
     dense, pruned = table.iloc[0], table.iloc[1]
     assert dense["Avg"] == round(415 / 7, 2) == 59.29 and dense["RPT"] == 100.0
     assert pruned["Avg"] == round(290 / 7, 2) == 41.43
     assert pruned["RPT"] == round(100 * 5 / 7, 2) == 71.43
     assert (pruned["ARC-c"], pruned["C4"], pruned["Wiki-2"], pruned["Sparsity (%)"]) == (25.0, 20.0, 15.5, 29.5)
+
+
+def test_results_table_noise_columns_hand_computed():
+    """Every task SE is 1 point: SE(Avg) = sqrt(7)/7; SE(RPT) by the delta method, term by term."""
+    table = results_table([record("m", "CoMe", 30, 2, 29.5, PRUNED), record("m", "Dense", 0, 0, 0.0, DENSE)])
+    dense, pruned = table.iloc[0], table.iloc[1]
+    assert dense["Avg SE"] == pruned["Avg SE"] == round(math.sqrt(7) / 7, 2) == 0.38
+    assert math.isnan(dense["RPT SE"]) and dense["vs Dense"] == ""
+    # (s, d) = (25,50) (40,80) (30,60) (40,40) (75,75) (30,60) (50,50); term = (1/d)^2 + (s/d^2)^2
+    terms = [1 / 50**2 + (25 / 50**2) ** 2, 1 / 80**2 + (40 / 80**2) ** 2, 1 / 60**2 + (30 / 60**2) ** 2,
+             1 / 40**2 + (40 / 40**2) ** 2, 1 / 75**2 + (75 / 75**2) ** 2, 1 / 60**2 + (30 / 60**2) ** 2,
+             1 / 50**2 + (50 / 50**2) ** 2]
+    assert pruned["RPT SE"] == round(100 / 7 * math.sqrt(sum(terms)), 2) == 0.88
+    assert pruned["vs Dense"] == "below Dense"  # Avg 41.43 vs 59.29, 2 SE of the difference = 1.07
+
+
+def test_results_table_marks_differences_within_noise():
+    """20 documents per task give SE ~ 10 points: a 5-point drop on one task is noise, 40 points on all is not."""
+    near = [v - 0.05 if i == 0 else v for i, v in enumerate(DENSE)]
+    far = [v - 0.40 for v in DENSE]
+    rows = [record("m", "Dense", 0, 0, 0.0, DENSE, stderr=0.1), record("m", "SLEB", 30, 3, 30.0, near, stderr=0.1),
+            record("m", "LaCo", 30, 3, 30.0, far, stderr=0.1), record("m", "MKA", 30, 3, 30.0, near, stderr=None)]
+    table = results_table(rows).set_index("Method")
+    assert table.loc["SLEB", "vs Dense"] == "within noise"
+    assert table.loc["LaCo", "vs Dense"] == "below Dense"
+    assert table.loc["MKA", "vs Dense"] == "" and math.isnan(table.loc["MKA", "Avg SE"])  # no SE: no verdict
+    assert table.loc["SLEB", "Avg"] == round(100 * (sum(DENSE) - 0.05) / 7, 2)  # the scores themselves unchanged
 
 
 def test_results_table_missing_values_and_notes():

@@ -9,6 +9,13 @@ Columns: Model, Sparsity (%), Method, the 7 task scores (percent), Avg, RPT,
 C4, Wiki-2, Note.  Avg and RPT (:mod:`.scores`) need all 7 tasks, and RPT the
 same model's Dense row; otherwise they are left empty and Note says why.
 Values are rounded to 2 decimals after Avg and RPT are computed.
+
+After Note come the noise columns (:mod:`.scores`): ``Avg SE`` and ``RPT SE``
+(propagated from lm-eval's per-task standard errors) and ``vs Dense``:
+``within noise`` when both Avg and RPT are within 2 SE of the Dense row,
+else ``below Dense`` / ``above Dense`` (by Avg); empty when an SE is missing.
+With few documents per task (the embedded default evaluates 20) most rows are
+within noise, and their ranking by Avg or RPT means nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from .columns import PPL_COLUMNS, SCORE_COLUMNS, TASK_COLUMNS
-from .scores import average, relative_performance
+from .scores import (average, average_stderr, relative_performance, relative_performance_stderr,
+                     within_noise)
 
 # The paper's method order (Tables 8–10); other methods follow alphabetically.
 METHOD_ORDER: tuple[str, ...] = (
@@ -36,7 +44,8 @@ METHOD_ORDER: tuple[str, ...] = (
     "CoMe-P",
 )
 
-TABLE_COLUMNS: tuple[str, ...] = ("Model", "Sparsity (%)", "Method", *SCORE_COLUMNS, "Note")
+NOISE_COLUMNS: tuple[str, ...] = ("Avg SE", "RPT SE", "vs Dense")
+TABLE_COLUMNS: tuple[str, ...] = ("Model", "Sparsity (%)", "Method", *SCORE_COLUMNS, "Note", *NOISE_COLUMNS)
 
 
 def method_label(method: str, variant: str = "") -> str:
@@ -56,6 +65,37 @@ def task_scores(record: Mapping[str, Any]) -> dict[str, float | None]:
         header: None if tasks.get(key) is None or tasks[key].get("value") is None else 100.0 * float(tasks[key]["value"])
         for key, header in TASK_COLUMNS.items()
     }
+
+
+def task_stderrs(record: Mapping[str, Any]) -> dict[str, float | None]:
+    """Printed header -> lm-eval's standard error of the score, in percent (None when missing)."""
+    tasks = record.get("tasks") or {}
+    out: dict[str, float | None] = {}
+    for key, header in TASK_COLUMNS.items():
+        se = (tasks.get(key) or {}).get("stderr")
+        out[header] = None if se is None or not math.isfinite(float(se)) else 100.0 * float(se)
+    return out
+
+
+def noise_cells(record: Mapping[str, Any], dense: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``Avg SE``, ``RPT SE`` and ``vs Dense`` of one row (empty where a score or SE is missing)."""
+    cells: dict[str, Any] = {"Avg SE": None, "RPT SE": None, "vs Dense": ""}
+    scores, ses = list(task_scores(record).values()), list(task_stderrs(record).values())
+    if any(v is None for v in scores + ses):
+        return cells
+    cells["Avg SE"] = average_stderr(ses)
+    if dense is None or record.get("method") == "Dense":
+        return cells
+    d_scores, d_ses = list(task_scores(dense).values()), list(task_stderrs(dense).values())
+    if any(v is None for v in d_scores + d_ses) or any(v == 0 for v in d_scores):
+        return cells
+    rpt_se = relative_performance_stderr(scores, ses, d_scores, d_ses)
+    cells["RPT SE"] = rpt_se
+    d_avg = average(scores) - average(d_scores)
+    avg_noise = within_noise(d_avg, (cells["Avg SE"] ** 2 + average_stderr(d_ses) ** 2) ** 0.5)
+    rpt_noise = within_noise(relative_performance(scores, d_scores) - 100.0, rpt_se)
+    cells["vs Dense"] = "within noise" if avg_noise and rpt_noise else ("below Dense" if d_avg < 0 else "above Dense")
+    return cells
 
 
 def perplexities(record: Mapping[str, Any]) -> dict[str, float | None]:
@@ -105,6 +145,7 @@ def result_row(record: Mapping[str, Any], dense: Mapping[str, Any] | None) -> di
         "RPT": rpt,
         **ppl,
         "Note": "; ".join(notes),
+        **noise_cells(record, dense),
         "#Removed": int(record.get("removed_layers") or 0),
         "Target (%)": int(record.get("target_pct") or 0),
         "Base method": record["method"],
@@ -140,6 +181,6 @@ def results_table(
         columns[2:2] = ["#Removed", "Target (%)"]
         columns.insert(columns.index("Method") + 1, "Base method")
     df = pd.DataFrame(rows, columns=columns)
-    numeric = ["Sparsity (%)", *SCORE_COLUMNS]
+    numeric = ["Sparsity (%)", *SCORE_COLUMNS, "Avg SE", "RPT SE"]
     df[numeric] = df[numeric].astype(float).round(2)
     return df.reset_index(drop=True)
