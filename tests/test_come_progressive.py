@@ -246,3 +246,17 @@ def test_checkpoint_round_trip(tmp_path):
     assert json.loads((out / "distillation_pairs.json").read_text()) == distillation_pairs(result.groups)
     assert json.loads((out / "pruning.json").read_text())["removed_layers"] == 2
     assert "raw output" in (out / "README.md").read_text()
+
+
+# --------------------------------------------------------------------------- progress
+def test_progress_bar_counts_removed_layers_and_changes_nothing(capsys):
+    """Execution(progress=True) draws one bar over the removed layers (to stderr = the rule's log); same merges."""
+    ids = calib_ids()
+    quiet, _ = build_random_model("llama", seed=3)
+    loud = copy.deepcopy(quiet)
+    come(quiet, ids, 3, ComeSettings(), Execution(progress=False))
+    assert "layers removed" not in capsys.readouterr().err
+    come(loud, ids, 3, ComeSettings(), Execution(progress=True))
+    err = capsys.readouterr().err
+    assert "layers removed" in err and "3/3" in err
+    assert all(torch.equal(a, b) for a, b in zip(state(quiet).values(), state(loud).values()))

@@ -31,7 +31,7 @@ def build_checkpoint(key: str, *, model_dir: str | Path, calib_path: str | Path,
     n_remove = removed_layers(dense_config, target_fraction)
     ex = Execution(recompute=execution.get("recompute", "incremental"),
                    cache_every=int(execution.get("cache_every", 1)),
-                   batch_size=int(execution.get("batch_size", 2)), device=None, progress=False)
+                   batch_size=int(execution.get("batch_size", 2)), device=None, progress=True)
     log.info("%s on %s: removing %d of %d layers, settings %s, calibration %s (%d windows x %d tokens), %s",
              DISPLAY_NAMES[key], model_name, n_remove, dense_config.num_hidden_layers, settings, calibration,
              input_ids.shape[0], input_ids.shape[1], ex)

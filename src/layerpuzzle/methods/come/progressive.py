@@ -25,6 +25,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ...engine.runner import LayerwiseRunner
 from ...models import architecture as arch
@@ -98,7 +99,7 @@ class Execution:
     cache_every: int = 1
     batch_size: int = 2
     device: str | None = None
-    progress: bool = False
+    progress: bool = False  # one tqdm bar over the layers removed (to the rule's log in a job)
 
     def check(self) -> None:
         if self.recompute not in RECOMPUTE:
@@ -237,12 +238,13 @@ def progressive_merge(model, input_ids: torch.Tensor, n_remove: int, settings: L
     runner = LayerwiseRunner(model, input_ids, batch_size=execution.batch_size, device=device)
     scorer = IncrementalScorer(runner, max_span=settings.max_span, last_layer_output=settings.last_layer_output,
                                angular=settings.sbi_estimator == "angular_all", recompute=execution.recompute,
-                               cache_every=execution.cache_every, progress=execution.progress)
+                               cache_every=execution.cache_every, progress=False)
     groups = initial_groups(L0)
     target = L0 - n_remove
     iterations: list[Iteration] = []
     start_all = time.perf_counter()
     rescore_from = 0
+    bar = tqdm(total=n_remove, desc="layers removed", unit="layer", disable=not execution.progress)
     while arch.num_layers(model) > target:
         t0, f0 = time.perf_counter(), runner.layer_forwards
         L = arch.num_layers(model)
@@ -278,6 +280,8 @@ def progressive_merge(model, input_ids: torch.Tensor, n_remove: int, settings: L
                  it.iteration, L, start, stop, it.sbi_chosen, [round(r, 4) for r in it.ratios], it.n_leaves,
                  it.layer_forwards, it.seconds)
         rescore_from = start
+        bar.update(L - arch.num_layers(model))
+    bar.close()
     check_partition(groups, L0)
     return MergeResult(model=model, groups=groups, iterations=iterations, layer_forwards=runner.layer_forwards,
                        n_windows=int(input_ids.shape[0]), seq_len=int(input_ids.shape[1]),
