@@ -9,9 +9,31 @@ def table3_config_inputs(wildcards=None):
     ]
 
 
+PAPER_CONFIG = Path(workflow.basedir) / "config" / "paper.yaml"
+
+
+def table3_paper_models():
+    """The paper's models (their `architecture` blocks in config/paper.yaml) not already in run.table3_models.
+
+    Configs only, no weights: with run.table3_paper_models (default true) every run, the embedded
+    default too, shows the paper's seven models in Table 3 beside its own and compares them with the paper.
+    """
+    if not config["run"].get("table3_paper_models", True):
+        return {}
+    import yaml
+
+    paper_models = yaml.safe_load(PAPER_CONFIG.read_text())["models"]
+    return {
+        m: {"architecture": e["architecture"], "paper_name": e.get("paper_name"), "config_json": None}
+        for m, e in paper_models.items()
+        if m not in config["run"]["table3_models"] and e.get("architecture")
+    }
+
+
 rule table3_sparsity:
     input:
         configs=table3_config_inputs,
+        paper_config=lambda w: [str(PAPER_CONFIG)] if table3_paper_models() else [],
     output:
         # CSV and Markdown in `snakemake --report` (category = table)
         table=reported(table_files("table03_sparsity"), "table03_sparsity.rst", "Table 3: sparsity", "Table 3"),
@@ -26,7 +48,8 @@ rule table3_sparsity:
                 "config_json": None if config["models"][m].get("architecture") else f"{get_model_dir(m)}/config.json",
             }
             for m in config["run"]["table3_models"]
-        },
+        }
+        | table3_paper_models(),
         targets=[round(t * 100) for t in config["run"]["table3_targets"]],
     log:
         f"logs/tables/table03_sparsity.log",

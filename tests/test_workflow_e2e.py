@@ -41,6 +41,17 @@ def test_artifacts_exist_with_real_numbers(run):
     assert t3.loc[0, "#Blocks"] == 8
 
 
+def test_table3_lists_the_paper_models_beside_ours(run):
+    """run.table3_paper_models (default): the paper's seven models from config/paper.yaml, configs only."""
+    tmp, _ = run
+    t3 = pd.read_csv(tmp / "results" / "tables" / "table03_sparsity.csv")
+    assert list(t3.Model) == ["random-llama", "LLaMA-2-7B", "LLaMA-2-13B", "LLaMA-3-8B", "Vicuna-7B", "Mistral-7B",
+                              "Qwen2.5-7B", "Qwen3-4B"]
+    vs = pd.read_csv(tmp / "results" / "tables" / "table03_vs_paper.csv")
+    assert len(vs) == 7 * 3  # one row per paper model and target, none for the random model
+    assert set(vs.loc[vs.Model == "LLaMA-2-7B", "#Removed"]) == {3, 7, 10}  # the paper's Table 3 counts
+
+
 def test_provenance_records_inputs_with_hashes(run):
     tmp, _ = run
     from layerpuzzle.provenance import sha256_path
