@@ -144,14 +144,28 @@ def test_changed_root_input(run):
 def test_unrecorded_files_ignored_patterns_and_leftovers(run):
     work, _ = run
     write("results/m/stray.txt", b"?")
-    write("results/m/calib/.c.bin.tmp-abc123", b"half")
     write("results/audit/report.md", b"# old report")
     # a re-execution's scratch run holds records of the same paths; ignored, they conflict with nothing
     rec = json.loads(Path("results/m/calib/c.prov.json").read_text())
     write_json("results/audit/scratch/00-calibration_set/results/m/calib/c.prov.json", {**rec, "started_unix": 9.0})
     m = build_manifest(work, ignore=["results/audit/*"])
-    assert kinds(m) == [("no_record", "results/m/calib/.c.bin.tmp-abc123"), ("no_record", "results/m/stray.txt")]
-    assert "interrupted atomic write" in [f for f in m.findings if "tmp" in f.artifact][0].message
+    assert kinds(m) == [("no_record", "results/m/stray.txt")]
+
+
+def test_leftovers_of_killed_atomic_writes_are_not_artifacts(run):
+    """A killed job leaves `.<name>.tmp-XXXX` (for a checkpoint, a whole directory); its rerun removes it."""
+    work, _ = run
+    write("results/m/calib/.c.bin.tmp-abc123", b"half")
+    write("results/m/pruned/rev/sp25/.v.tmp-k2_9zzab/model.safetensors", b"a full copy of the weights")
+    # not even a record inside a leftover counts (it would claim CKPT with other bytes)
+    rec = json.loads(Path(f"{CKPT}/provenance.json").read_text())
+    write_json("results/m/pruned/rev/sp25/.v.tmp-k2_9zzab/provenance.json",
+               {**rec, "started_unix": 9.0, "outputs": {"ckpt": [{"path": CKPT, "sha256": "0" * 64}]}})
+    m = build_manifest(work)
+    assert kinds(m) == [] and sorted(m.artifacts) == [CALIB, CKPT, BI]
+    # an ordinary file beside them still has no record
+    write("results/m/pruned/rev/sp25/v.tmp-k2_9zzab", b"?")
+    assert kinds(build_manifest(work)) == [("no_record", "results/m/pruned/rev/sp25/v.tmp-k2_9zzab")]
 
 
 def test_missing_output_expected_output_and_bad_record(run):
@@ -186,6 +200,7 @@ def test_tree_state_changes_with_artifacts_not_with_ignored_files(run):
     work, _ = run
     before = tree_state(work, ignore=["results/audit/*"])
     write("results/audit/report.md", b"new")
+    write("results/m/pruned/rev/sp25/.v.tmp-abcd1234/model.safetensors", b"killed job's leftover")
     assert tree_state(work, ignore=["results/audit/*"]) == before
     with open(BI, "ab") as f:
         f.write(b"!")

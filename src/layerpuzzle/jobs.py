@@ -10,7 +10,11 @@ Scripts under ``workflow/scripts`` are thin::
 rule's ``log:``, sets torch's thread count to the rule's ``threads``, seeds
 Python/NumPy/torch from ``params.seed`` when present, and on success writes the
 provenance record to ``output.prov`` (when the rule declares it) and as
-``provenance.json`` inside every directory output.
+``provenance.json`` inside every directory output.  Before ``main`` it removes
+what a killed earlier run of the job left beside its outputs (temporary
+``.<name>.tmp-XXXXXXXX`` siblings, see :mod:`layerpuzzle.atomic`).  When
+``main`` (or the provenance step) raises, the exception and its traceback are
+written to the log before it propagates, so the rule's log says why it failed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .atomic import write_json
+from .atomic import remove_stale, write_json
 from .provenance import build_record, now
 
 log = logging.getLogger("layerpuzzle")
@@ -61,41 +65,65 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _declared_paths(named) -> list[str]:
+    return [p for paths in _files(named).values() for p in paths]
+
+
 def run_job(smk, main: Callable[[Any], dict[str, Any] | None]) -> None:
     """Run ``main(smk)`` inside the job conventions above."""
     import torch
 
     log_path = Path(smk.log[0]) if len(smk.log) else None
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
     stream = open(log_path, "w", buffering=1) if log_path else sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
-    with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
-        torch.set_num_threads(max(1, int(getattr(smk, "threads", 1) or 1)))
-        params = _plain(smk.params)
-        seed = params.get("seed") if isinstance(params, dict) else None
-        if seed is not None:
-            seed_everything(int(seed))
-        started = now()
-        log.info("rule %s: inputs %s", smk.rule, list(smk.input))
-        extra = main(smk) or {}
-        finished = now()
-        outputs = _files(smk.output)
-        prov_paths = outputs.pop("prov", [])
-        code_dir = getattr(smk, "scriptdir", None) or Path(__file__).parent
-        record = build_record(code_dir=code_dir, rule=smk.rule, inputs=_files(smk.input), outputs=outputs,
-                              params=params, seed=seed, started=started, finished=finished,
-                              extra={"threads": int(getattr(smk, "threads", 1) or 1), **_plain(extra)})
-        for p in prov_paths:
-            write_json(p, record)
-        for paths in outputs.values():
-            for p in paths:
-                if Path(p).is_dir():
-                    write_json(Path(p) / "provenance.json", record)
-        log.info("done in %.1f s", finished - started)
-        if extra:
-            log.info("extra: %s", json.dumps(_plain(extra), default=str)[:2000])
-    if log_path:
-        stream.close()
+    try:
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            try:
+                _run(smk, main, torch)
+            except BaseException as exc:
+                if not (isinstance(exc, SystemExit) and exc.code in (None, 0)):
+                    log.error("rule %s failed: %s: %s", getattr(smk, "rule", "?"), type(exc).__name__, exc,
+                              exc_info=True)
+                raise
+    finally:
+        handler.flush()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        if log_path:
+            stream.close()
+
+
+def _run(smk, main: Callable[[Any], dict[str, Any] | None], torch) -> None:
+    torch.set_num_threads(max(1, int(getattr(smk, "threads", 1) or 1)))
+    params = _plain(smk.params)
+    seed = params.get("seed") if isinstance(params, dict) else None
+    if seed is not None:
+        seed_everything(int(seed))
+    for p in _declared_paths(smk.output):
+        remove_stale(p)
+    started = now()
+    log.info("rule %s: inputs %s", smk.rule, list(smk.input))
+    extra = main(smk) or {}
+    finished = now()
+    outputs = _files(smk.output)
+    prov_paths = outputs.pop("prov", [])
+    code_dir = getattr(smk, "scriptdir", None) or Path(__file__).parent
+    record = build_record(code_dir=code_dir, rule=smk.rule, inputs=_files(smk.input), outputs=outputs,
+                          params=params, seed=seed, started=started, finished=finished,
+                          extra={"threads": int(getattr(smk, "threads", 1) or 1), **_plain(extra)})
+    for p in prov_paths:
+        write_json(p, record)
+    for paths in outputs.values():
+        for p in paths:
+            if Path(p).is_dir():
+                write_json(Path(p) / "provenance.json", record)
+    log.info("done in %.1f s", finished - started)
+    if extra:
+        log.info("extra: %s", json.dumps(_plain(extra), default=str)[:2000])

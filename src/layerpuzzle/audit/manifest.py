@@ -12,6 +12,10 @@ no job produced (data mirror files, resources of the repository).  Checks:
 * external_input_changed: a root's sha256 on disk != the one a job recorded;
 * no_record, missing, input_missing, bad_record, conflicting_records;
 * dirty_tree / mixed_code_versions: the code version is not exact / not unique.
+
+Temporary paths of atomic writes (``.<name>.tmp-XXXX`` and everything inside
+one, :func:`layerpuzzle.atomic.is_temporary`) are not artifacts: a killed job
+leaves them, its next run removes them, and the audit leaves them out.
 """
 
 from __future__ import annotations
@@ -24,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from ..atomic import is_temporary
 from ..provenance import SKIP_IN_DIR_HASH, sha256_path
 from .findings import Finding
 from .records import FileRef, JobRecord, is_record_file, load_records
-
-ATOMIC_TMP_MARK = ".tmp-"  # layerpuzzle.atomic writes ".<name>.tmp-XXXX" and renames it
 
 
 @dataclass
@@ -148,7 +151,8 @@ def _disk_files(workdir: Path, roots: Iterable[str], ignore: Iterable[str]) -> l
             continue
         for p in base.rglob("*"):
             rel = p.relative_to(workdir).as_posix()
-            if p.is_file() and p.name not in SKIP_IN_DIR_HASH and not is_record_file(p) and not ignored(rel, ignore):
+            if (p.is_file() and p.name not in SKIP_IN_DIR_HASH and not is_record_file(p) and not ignored(rel, ignore)
+                    and not is_temporary(p.relative_to(base))):
                 out.append(rel)
     return sorted(out)
 
@@ -192,10 +196,8 @@ def build_manifest(workdir: str | os.PathLike, *, roots: Iterable[str] = ("resul
     for rel in _disk_files(workdir, roots, ignore):
         if _covered(rel, producers):
             continue
-        why = ("a leftover of an interrupted atomic write" if ATOMIC_TMP_MARK in Path(rel).name
-               else "no provenance record names it as an output")
         artifacts[rel] = Artifact(rel, "file", sha(rel), status="no_record")
-        findings.append(Finding("no_record", rel, f"{rel}: {why}"))
+        findings.append(Finding("no_record", rel, f"{rel}: no provenance record names it as an output"))
 
     for path in expected:
         if path not in artifacts and not (workdir / path).exists():
@@ -270,7 +272,7 @@ def _code_version_findings(records: list[JobRecord]) -> list[Finding]:
 
 
 def tree_state(workdir: str | os.PathLike, roots: Iterable[str] = ("results",), ignore: Iterable[str] = ()) -> str:
-    """A digest of (path, size, mtime) of every file under ``roots`` but the ignored ones.
+    """A digest of (path, size, mtime) of every file under ``roots`` but the ignored and temporary ones.
 
     Cheap (stat only); rule audit takes it as a parameter so that Snakemake re-runs
     the audit whenever anything under results/ changed since the last audit.
@@ -283,7 +285,7 @@ def tree_state(workdir: str | os.PathLike, roots: Iterable[str] = ("results",), 
             continue
         for p in sorted(base.rglob("*")):
             rel = p.relative_to(workdir).as_posix()
-            if p.is_file() and not ignored(rel, ignore):
+            if p.is_file() and not ignored(rel, ignore) and not is_temporary(p.relative_to(base)):
                 st = p.stat()
                 h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..atomic import is_temporary
+
 RECORD_SUFFIX = ".prov.json"
 DIR_RECORD = "provenance.json"
 
@@ -111,6 +113,7 @@ def record_files(workdir: Path, roots: Iterable[str] = ("results",), ignore: Ite
         base = workdir / root
         if base.is_dir():
             found.update(p for p in base.rglob("*") if p.is_file() and is_record_file(p)
+                         and not is_temporary(p.relative_to(base))
                          and not any(fnmatch.fnmatchcase(p.relative_to(workdir).as_posix(), g) for g in ignore))
     return sorted(found)
 
