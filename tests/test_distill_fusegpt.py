@@ -122,3 +122,31 @@ def test_released_bias_fusion_trains_the_base_bias_and_one_coefficient():
         assert ("model.layers.1.self_attn.q_proj.bias" in lora) == has_bias
         assert "model.layers.1.self_attn.o_proj.bias" not in lora  # o_proj has no bias
         assert f"model.layers.1.self_attn.q_proj.{coef_b}" in coef
+
+
+def test_random_window_training_data_come_from_the_fusegpt_calibration_rule(tmp_path):
+    """data_sampling random_windows: the training chunks are rule fusegpt_calibration's random windows (in sampling
+    order), not a calibration_set; a corpus it cannot sample is refused before anything is scheduled."""
+    import sys
+
+    import yaml
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from workflow_utils import scheduled_jobs, snakemake, tiny_config
+
+    cfg = tiny_config(tmp_path, enable=("fusegpt_train",))
+    raw = yaml.safe_load(cfg.read_text())
+    variant = {"targets": [0.25], "steps": 1, "batch_size": 2, "rank": 4, "lora_rank": 4, "batch_order": "fixed",
+               "mi_precision": "bfloat16"}
+    raw["methods"]["fusegpt_train"].update(data_sampling="random_windows", variants=[variant],
+                                           data={"dataset": "wikitext2", "n": 6, "seed": 10, "seq_len": 16})
+    cfg.write_text(yaml.safe_dump(raw))
+    res = snakemake(tmp_path, cfg, "-n", "all_evaluations")
+    jobs = scheduled_jobs(res.stdout + res.stderr)
+    assert jobs.get("fusegpt_calibration") == 1 and "calibration_set" not in jobs, jobs
+    assert "fusegpt/calib/random_windows-wikitext2-n6-s10-len16.safetensors" in res.stdout + res.stderr
+    raw["methods"]["fusegpt_train"]["data"]["dataset"] = "mmlu"
+    cfg.write_text(yaml.safe_dump(raw))
+    res = snakemake(tmp_path, cfg, "-n", "all_evaluations", check=False)
+    assert res.returncode != 0
+    assert "`methods.fusegpt_train.data`: dataset 'mmlu'" in res.stdout + res.stderr
