@@ -1,4 +1,4 @@
-"""FuseGPT with its group-local post-training (baselines.md §7 ``run_macro_fusion`` + ``Fuser.update``).
+"""FuseGPT with its group-local post-training (docs/methods/fusegpt_train.md).
 
 ``n_remove`` iterations on the current stack, each:
 

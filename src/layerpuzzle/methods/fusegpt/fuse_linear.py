@@ -1,4 +1,4 @@
-"""FuseGPT's learnable low-rank fusion (baselines.md §7 "FuseLinear arithmetic", ``fuse_utils.py``).
+"""FuseGPT's learnable low-rank fusion (docs/methods/fusegpt_mif.md; ``fuse_utils.py``).
 
 When layer f is removed, every projection Linear of the other layers t of its
 group (``group_size`` = 8 consecutive layers, [f−4, f+3] clamped to the stack)

@@ -1,4 +1,4 @@
-"""The FuseGPT loop without post-training (baselines.md §7 ``run_macro_fusion``; CoMe App. B.1).
+"""The FuseGPT loop without post-training (docs/methods/fusegpt_mif.md; CoMe App. B.1).
 
 ``n_remove`` iterations (the code's ``--iterative``), each on the current stack:
 

@@ -1,4 +1,4 @@
-"""Macro Influence (FuseGPT; CoMe App. A; baselines.md §7 ``full_importance_eval``).
+"""Macro Influence (FuseGPT; CoMe App. A; docs/methods/fusegpt_mi.md).
 
 For the *current* stack of n layers and the calibration windows,
 

@@ -1,4 +1,4 @@
-"""The Layer-Collapse search (LaCo paper Alg. 1; notebook ``while`` loop; baselines.md §5).
+"""The Layer-Collapse search (LaCo paper Alg. 1; notebook ``while`` loop; docs/methods/laco.md).
 
 With C layers merged per operation, layer range [L, H], minimum interval I and
 threshold T (CoMe Table 6), the notebook loop is::
