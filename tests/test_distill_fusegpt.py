@@ -127,11 +127,7 @@ def test_released_bias_fusion_trains_the_base_bias_and_one_coefficient():
 def test_random_window_training_data_come_from_the_fusegpt_calibration_rule(tmp_path):
     """data_sampling random_windows: the training chunks are rule fusegpt_calibration's random windows (in sampling
     order), not a calibration_set; a corpus it cannot sample is refused before anything is scheduled."""
-    import sys
-
     import yaml
-
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
     from workflow_utils import scheduled_jobs, snakemake, tiny_config
 
     cfg = tiny_config(tmp_path, enable=("fusegpt_train",))
