@@ -80,6 +80,16 @@ def pt_data_id(key):
 
 
 def pt_data(key):
+    """The training chunks: a calibration set, or (fusegpt_train, data_sampling random_windows) FuseGPT's
+    random windows of the joined text in sampling order, built by rule fusegpt_calibration."""
+    if key == "fusegpt_train" and pt_settings(key).get("data_sampling", "rows") == "random_windows":
+        d = pt_settings(key)["data"]
+        if d["dataset"] not in FUSEGPT_CORPUS_KEYS or d.get("packing"):
+            raise ValueError(f"config key `methods.fusegpt_train.data`: dataset {d['dataset']!r} (packing "
+                             f"{d.get('packing')!r}) cannot be sampled as random windows; allowed: datasets "
+                             f"{', '.join(FUSEGPT_CORPUS_KEYS)} without packing")
+        wid = f"random_windows-{d['dataset']}-n{d['n']}-s{d['seed']}-len{d['seq_len']}"
+        return lambda wc: f"results/{wc.model}/fusegpt/calib/{wid}.safetensors"
     return lambda wc: f"results/{wc.model}/calib/{pt_data_id(key)}.safetensors"
 
 

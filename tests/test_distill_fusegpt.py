@@ -69,3 +69,80 @@ def test_resume_replays_finished_iterations_bit_identically(tmp_path):
     result, _ = fusegpt_train(model, chunks, 2, settings, ResumeStore(tmp_path, {"t": 1}), progress=False)
     assert result.phases[0].skipped
     assert tensors_sha256(model.state_dict()) == tensors_sha256(ref.state_dict())
+
+
+# ---------------------------------------------------------------- released-code switches
+def test_fixed_batches_are_the_released_epoch_loop():
+    """Fuser.update: for epoch in range(E): for j in range(n_batchs): batch j = windows [8j, 8j+8) (in sampling order)."""
+    from layerpuzzle.distill.data import FixedBatches
+
+    n, bs, epochs = 6, 2, 3
+    inps = torch.arange(n).view(n // bs, bs)  # fusion_sequential's (nsamples/8, 8, ...) layout, window ids only
+    released = [inps[j].tolist() for _ in range(epochs) for j in range(inps.shape[0])]
+    order = FixedBatches(n, bs)
+    assert [order.indices(s).tolist() for s in range(epochs * order.n_batches)] == released
+    with pytest.raises(ValueError, match="batch_size <= n_chunks"):
+        FixedBatches(1, 2)
+
+
+def test_fusegpt_train_uses_the_fixed_batches_and_the_released_settings(monkeypatch):
+    import layerpuzzle.distill.fusegpt_train as ft
+
+    seen = []
+
+    class Recording(ft.FixedBatches):
+        def indices(self, step):
+            out = super().indices(step)
+            seen.append(out.tolist())
+            return out
+
+    monkeypatch.setattr(ft, "FixedBatches", Recording)
+    dense, chunks = setup()
+    settings = FuseGPTTrainSettings(epochs=2, steps=3, batch_order="fixed", mi_precision="bfloat16",
+                                    bias_fusion="released", **SMALL)
+    result, _ = fusegpt_train(copy.deepcopy(dense), chunks, 1, settings, ResumeStore(None), progress=False)
+    assert seen == [[0, 1], [2, 3], [4, 5]] * 2
+    assert len(result.phases[0].losses) == 6
+    for bad, key in (({"batch_order": "random"}, "batch_order"), ({"bias_fusion": "last"}, "bias_fusion"),
+                     ({"mi_precision": "fp16"}, "mi_precision")):
+        with pytest.raises(ValueError, match=f"`{key}`: value '.*' is not allowed"):
+            FuseGPTTrainSettings(**bad)
+
+
+def test_released_bias_fusion_trains_the_base_bias_and_one_coefficient():
+    """Released Fuser.update trains every parameter of the group except W_t: with biases that includes b_t
+    (at lr) and the single fuse_coef_b (at coef_lr)."""
+    from layerpuzzle.distill.fusegpt_train import group_parameters
+    from layerpuzzle.methods.fusegpt import fuse_group
+
+    for mode, has_bias, coef_b in (("released", True, "coef_b_last"), ("sum", False, "coef_b.0")):
+        model, _ = build_random_model("qwen2", seed=1)
+        g = fuse_group(model, 3, rank=4, lora_rank=4, group_size=4, bias_fusion=mode)
+        lora, coef = group_parameters(model, g.start, g.stop)
+        assert ("model.layers.1.self_attn.q_proj.bias" in lora) == has_bias
+        assert "model.layers.1.self_attn.o_proj.bias" not in lora  # o_proj has no bias
+        assert f"model.layers.1.self_attn.q_proj.{coef_b}" in coef
+
+
+def test_random_window_training_data_come_from_the_fusegpt_calibration_rule(tmp_path):
+    """data_sampling random_windows: the training chunks are rule fusegpt_calibration's random windows (in sampling
+    order), not a calibration_set; a corpus it cannot sample is refused before anything is scheduled."""
+    import yaml
+    from workflow_utils import scheduled_jobs, snakemake, tiny_config
+
+    cfg = tiny_config(tmp_path, enable=("fusegpt_train",))
+    raw = yaml.safe_load(cfg.read_text())
+    variant = {"targets": [0.25], "steps": 1, "batch_size": 2, "rank": 4, "lora_rank": 4, "batch_order": "fixed",
+               "mi_precision": "bfloat16"}
+    raw["methods"]["fusegpt_train"].update(data_sampling="random_windows", variants=[variant],
+                                           data={"dataset": "wikitext2", "n": 6, "seed": 10, "seq_len": 16})
+    cfg.write_text(yaml.safe_dump(raw))
+    res = snakemake(tmp_path, cfg, "-n", "all_evaluations")
+    jobs = scheduled_jobs(res.stdout + res.stderr)
+    assert jobs.get("fusegpt_calibration") == 1 and "calibration_set" not in jobs, jobs
+    assert "fusegpt/calib/random_windows-wikitext2-n6-s10-len16.safetensors" in res.stdout + res.stderr
+    raw["methods"]["fusegpt_train"]["data"]["dataset"] = "mmlu"
+    cfg.write_text(yaml.safe_dump(raw))
+    res = snakemake(tmp_path, cfg, "-n", "all_evaluations", check=False)
+    assert res.returncode != 0
+    assert "`methods.fusegpt_train.data`: dataset 'mmlu'" in res.stdout + res.stderr

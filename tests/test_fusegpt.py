@@ -132,3 +132,103 @@ def test_random_windows_follow_python_random_offsets():
     assert info["starts"] == starts
     for w, s in zip(windows, starts):
         assert torch.equal(w, ids[s:s + 10])
+
+
+# ---------------------------------------------------------------- released-code fidelity
+def _released_mi_choice(model, ids):
+    """full_importance_eval written out: bf16 states, F.cosine_similarity(dim=-1).mean() per candidate (a bf16
+    scalar), torch.tensor(sims), argsort(descending=True)[0]."""
+    full = _last_layer_output(model, ids).to(torch.bfloat16)
+    sims = []
+    for i in range(arch.num_layers(model)):
+        part_model = copy.deepcopy(model)
+        arch.drop_layers(part_model, [i])
+        part = _last_layer_output(part_model, ids).to(torch.bfloat16)
+        sims.append(F.cosine_similarity(full, part, dim=-1).mean())
+    sim = torch.tensor(sims)
+    return sim, int(torch.argsort(sim, descending=True)[0])
+
+
+def _near_no_op_layers(model, scales):
+    """Scale the output projections of the given layers so that skipping them barely changes the output."""
+    with torch.no_grad():
+        for i, s in scales.items():
+            layer = arch.layers(model)[i]
+            layer.self_attn.o_proj.weight.mul_(s)
+            layer.mlp.down_proj.weight.mul_(s)
+
+
+def test_bf16_macro_influence_equals_the_released_scores_and_tie_break():
+    """Layers 2 and 5 are near no-ops (5 more so): exact MI removes 5; the released bf16 scores round both
+    similarities to 1 and argsort(descending)[0] takes the lower index, 2. Ours with mi_precision bfloat16 agrees."""
+    model, _ = build_random_model("llama", seed=0)
+    _near_no_op_layers(model, {2: 1e-3, 5: 1e-5})
+    ids = _ids(4, 24)
+    ref_sim, ref_choice = _released_mi_choice(model, ids)
+    runner = LayerwiseRunner(model, ids, batch_size=2)
+    exact = macro_influence(runner)
+    bf16 = macro_influence(runner, precision="bfloat16")
+    assert exact.least_important() == 5 and exact.similarity[5] > exact.similarity[2]
+    assert ref_choice == 2 and ref_sim[2] == ref_sim[5] == 1.0
+    assert bf16.least_important() == ref_choice
+    torch.testing.assert_close(bf16.similarity.float(), ref_sim.float(), rtol=0, atol=2 ** -8)  # 1 bf16 step at most
+    assert torch.equal(bf16.similarity, bf16.similarity.to(torch.bfloat16).double())  # every value is a bf16 number
+
+
+def test_bf16_precision_runs_through_fusegpt_prune_and_rejects_unknown_values():
+    model, _ = build_random_model("llama", seed=0)
+    _near_no_op_layers(model, {2: 1e-3, 5: 1e-5})
+    ids = _ids(4, 24)
+    exact = fusegpt_prune(copy.deepcopy(model), ids, 1, fuse=False, batch_size=2, device="cpu")
+    released = fusegpt_prune(copy.deepcopy(model), ids, 1, fuse=False, batch_size=2, device="cpu",
+                             mi_precision="bfloat16")
+    assert exact.removed_original == [5] and released.removed_original == [2]
+    with pytest.raises(ValueError, match="`mi_precision`: value 'fp16' is not allowed; allowed: exact, bfloat16"):
+        fusegpt_prune(copy.deepcopy(model), ids, 1, fuse=False, mi_precision="fp16")
+
+
+def test_released_bias_fusion_keeps_one_coefficient_and_the_last_fused_layers_own_bias():
+    """Released FuseLinear: do_fuse overwrites add_bias with the source's .bias; forward adds fuse_coef_b * add_bias
+    (one coefficient vector). Ours (sum) adds every fused layer's effective bias with its own coefficient."""
+    model, _ = build_random_model("qwen2", seed=3)
+    layers = arch.layers(model)
+    q = [layers[i].self_attn.q_proj for i in range(4)]
+    # source 2 is itself a FuseLinear with a fused term and a non-zero bias coefficient
+    src = FuseLinear(q[2], lora_rank=4, bias_fusion="released")
+    src.add_fused(q[3].weight, q[3].bias, rank=4)
+    src_sum = FuseLinear(q[2], lora_rank=4)
+    src_sum.add_fused(q[3].weight, q[3].bias, rank=4)
+    with torch.no_grad():
+        src.coef_b_last.fill_(0.5)
+        src_sum.coef_b[0].fill_(0.5)
+    c = torch.linspace(-1, 1, q[0].out_features)
+    rel = FuseLinear(q[0], lora_rank=4, bias_fusion="released")
+    for s in (q[1], src):  # what fuse_group hands over under released: the source's own bias
+        rel.add_fused(s.weight, s.bias, rank=4)
+    with torch.no_grad():
+        rel.coef_b_last.copy_(c)
+    torch.testing.assert_close(rel.effective_bias(), q[0].bias + c * q[2].bias, rtol=0, atol=0)
+    assert len(rel.coef_b) == 0 and rel.trainable_parameters()["lora"][-1] is rel.bias
+    summed = FuseLinear(q[0], lora_rank=4)
+    for s in (q[1], src_sum):
+        summed.add_fused(s.weight, s.effective_bias() if isinstance(s, FuseLinear) else s.bias, rank=4)
+    with torch.no_grad():
+        for k in range(2):
+            summed.coef_b[k].copy_(c)
+    torch.testing.assert_close(summed.effective_bias(),
+                               q[0].bias + c * q[1].bias + c * (q[2].bias + 0.5 * q[3].bias), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="`bias_fusion`: value 'last' is not allowed; allowed: sum, released"):
+        FuseLinear(q[0], bias_fusion="last")
+
+
+def test_fuse_group_hands_over_the_sources_own_bias_under_released():
+    model, _ = build_random_model("qwen2", seed=4)
+    fuse_group(model, 3, rank=4, lora_rank=4, group_size=4, bias_fusion="released")  # layers 1, 2, 4 -> 1, 2, 3
+    src = arch.layers(model)[2].self_attn.k_proj  # a FuseLinear now; make its effective bias differ from .bias
+    with torch.no_grad():
+        src.coef_b_last.fill_(2.0)
+    own = src.bias.detach().clone()
+    assert not torch.equal(src.effective_bias(), own)
+    fuse_group(model, 2, rank=4, lora_rank=4, group_size=4, bias_fusion="released")
+    target = arch.layers(model)[1].self_attn.k_proj
+    assert torch.equal(target.last_fused_bias, own)

@@ -130,3 +130,112 @@ def test_next_threshold_skips_steps_that_cannot_change_the_pass():
     assert next_threshold(0.65, 0.52, 0.05) == pytest.approx(0.50)  # 0.60 and 0.55 would reject 0.52 again
     assert next_threshold(0.65, 0.6499, 0.05) == pytest.approx(0.60)
     assert next_threshold(0.65, 0.60, 0.05) == pytest.approx(0.55)  # accept needs sim > T
+
+
+# ---------------------------------------------------------------- released-code fidelity (the notebook, written out)
+def _notebook_merge(model, base, m):
+    """merge_layers_return_model: deepcopy, W_base.add_(W_diff − W_base) for diff = base+1..base+m, delete them."""
+    m = min(m, len(model.model.layers) - base - 1)
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for diff in range(base + 1, base + m + 1):
+            for name in PROJECTIONS:
+                w = out.model.layers[base].get_submodule(name).weight
+                w.add_(model.model.layers[diff].get_submodule(name).weight - w)
+    for diff in range(base + m, base, -1):
+        del out.model.layers[diff]
+    out.config.num_hidden_layers = len(out.model.layers)
+    if getattr(out.config, "layer_types", None) is not None:
+        out.config.layer_types = out.config.layer_types[: len(out.model.layers)]
+    return out
+
+
+def _notebook_sim(original, candidate, tok, sentences):
+    """cal_last_hidden_sim: per sentence (batch 1), cosine of the flattened hidden_states[-1]; mean."""
+    sims = []
+    with torch.no_grad():
+        for s in sentences:
+            ids = tok(s, return_tensors="pt").input_ids
+            a = original(ids, output_hidden_states=True, use_cache=False).hidden_states[-1].flatten()
+            b = candidate(ids, output_hidden_states=True, use_cache=False).hidden_states[-1].flatten()
+            sims.append(float(torch.nn.functional.cosine_similarity(a, b, dim=0)))
+    return sum(sims) / len(sims)
+
+
+def _notebook_laco(model, tok, sentences, *, C, L, H, I, T):
+    """The notebook's while loop in fp32 with LOWEST_LAY = L − 1, HIGHEST_LAY = H − 1 and no target."""
+    original = copy.deepcopy(model).float()
+    current, lay, sims = original, (H - 1) - C, []
+    while lay >= L - 1:
+        tmp = _notebook_merge(current, lay, C - 1)
+        sim = _notebook_sim(original, tmp, tok, sentences)
+        sims.append((lay, sim))
+        if sim > T:
+            current = tmp
+            lay -= I
+            if lay >= len(current.model.layers):
+                lay = len(current.model.layers) - 1 - C
+        else:
+            lay -= 1
+    return current, sims
+
+
+NOTEBOOK_SEARCH = {"merge_layers": 3, "lowest_layer": 1, "highest_layer": None, "interval": 2, "threshold": 0.6,
+                   "stop_at_target": True, "threshold_step": 0.05}
+RELEASED = {"variant": "released", "layer_bounds": "one_based", "stop_at_target": False, "search_dtype": "float32"}
+
+
+def _laco_run(tmp_path, model, tok, variant, dtype):
+    from safetensors.torch import load_file
+
+    from layerpuzzle.methods.laco.pipeline import run_laco
+
+    src, out = tmp_path / "dense", tmp_path / "out"
+    if not src.exists():
+        model.save_pretrained(src)
+        tok.save_pretrained(src)
+    if out.exists():
+        import shutil
+        shutil.rmtree(out)
+    run_laco(str(src), str(out), model_name="m", target_fraction=0.25, variant=variant, search=dict(NOTEBOOK_SEARCH),
+             sentences=SENTENCES, dtype=dtype, device="cpu")
+    import json
+    return json.loads((out / "laco.json").read_text()), load_file(str(out / "model.safetensors"))
+
+
+def test_released_switches_reproduce_the_notebook_loop_in_fp32(tmp_path):
+    """layer_bounds one_based + stop_at_target false + search_dtype float32 on a bf16 run = the notebook, written out
+    independently (fp32 deepcopies, batch-1 HF forwards, LOWEST_LAY = L − 1, HIGHEST_LAY = H − 1, no target)."""
+    model, tok = build_random_model("llama", seed=0)
+    expected, sims = _notebook_laco(model, tok, SENTENCES, C=3, L=1, H=8, I=2, T=0.6)
+    record, weights = _laco_run(tmp_path, model, tok, RELEASED, dtype="bfloat16")
+    assert [c["base"] for c in record["candidates"]] == [lay for lay, _ in sims] == [4, 3, 1, 0]
+    for c, (_, s) in zip(record["candidates"], sims):
+        assert c["similarity"] == pytest.approx(s, abs=2e-6)  # fp32 forwards, not bf16
+    assert [c["accepted"] for c in record["candidates"]] == [s > 0.6 for _, s in sims] == [False, True, False, False]
+    assert record["groups"] == [[0], [1], [2], [3, 4, 5], [6], [7]]  # layer 7 is never in a group (H − 1 = 7)
+    assert record["removed"] == 2 and record["passes"] == 1
+    state = expected.state_dict()
+    assert all(w.dtype == torch.bfloat16 for w in weights.values())  # saved in the configured dtype
+    for key, w in weights.items():  # the notebook's in-place add leaves fp32 rounding, below bf16's resolution
+        torch.testing.assert_close(w.float(), state[key], rtol=2 ** -8, atol=1e-6, msg=key)
+
+
+def test_laco_defaults_keep_the_literal_bounds_the_target_and_the_model_dtype(tmp_path):
+    """Without the switches: H − C = 5 is the first base, the search stops at the target and scores in bf16."""
+    model, tok = build_random_model("llama", seed=0)
+    _, sims = _notebook_laco(model, tok, SENTENCES, C=3, L=1, H=8, I=2, T=0.6)
+    record, _ = _laco_run(tmp_path, model, tok, {"variant": "released"}, dtype="bfloat16")
+    assert record["candidates"][0]["base"] == 5 and record["removed"] == record["target_removed"] == 2
+    bf16, _ = _laco_run(tmp_path, model, tok, {**RELEASED, "search_dtype": "model"}, dtype="bfloat16")
+    diffs = [abs(c["similarity"] - s) for c, (_, s) in zip(bf16["candidates"], sims)]
+    assert max(diffs) > 1e-4  # bf16 forwards move the similarities: the switch matters
+
+
+def test_one_based_bounds_need_l_at_least_one():
+    with pytest.raises(ValueError, match="lowest_layer .*one_based.*got 0"):
+        CollapseParams(lowest_layer=0, layer_bounds="one_based")
+    with pytest.raises(ValueError, match="layer_bounds 'zero'; allowed: literal, one_based"):
+        CollapseParams(layer_bounds="zero")
+    assert CollapseParams(lowest_layer=1, highest_layer=40, layer_bounds="one_based").notebook_bounds(40) == (0, 39)
+    assert CollapseParams(lowest_layer=1, highest_layer=None).notebook_bounds(32) == (1, 32)

@@ -69,3 +69,31 @@ def split_validation(chunks: torch.Tensor, n_val: int) -> tuple[torch.Tensor, to
     if not 0 <= n_val < chunks.shape[0]:
         raise ValueError(f"validation chunks must be in [0, {chunks.shape[0]}), got {n_val}")
     return (chunks[: chunks.shape[0] - n_val], chunks[chunks.shape[0] - n_val:]) if n_val else (chunks, chunks[:0])
+
+
+@dataclass(frozen=True)
+class FixedBatches:
+    """The released FuseGPT order: batch ``j`` = chunks ``[j·B, (j+1)·B)``, the same batches in the same order
+    every epoch; optimiser step ``s`` takes batch ``s mod ⌊N/B⌋`` (``Fuser.update``: ``for epoch: for j``)."""
+
+    n_chunks: int
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0 or self.n_chunks < self.batch_size:
+            raise ValueError(f"need 0 < batch_size <= n_chunks, got batch_size {self.batch_size}, "
+                             f"n_chunks {self.n_chunks}")
+
+    @property
+    def n_batches(self) -> int:
+        return self.n_chunks // self.batch_size
+
+    def indices(self, step: int) -> torch.Tensor:
+        start = (step % self.n_batches) * self.batch_size
+        return torch.arange(start, start + self.batch_size, dtype=torch.long)
+
+    def position(self, step: int) -> dict[str, int]:
+        return {"epoch_pass": step // self.n_batches, "batch": step % self.n_batches}
+
+
+BATCH_ORDERS = ("shuffled", "fixed")

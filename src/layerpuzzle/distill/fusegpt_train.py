@@ -1,4 +1,4 @@
-"""FuseGPT with its group-local post-training (baselines.md §7 ``run_macro_fusion`` + ``Fuser.update``).
+"""FuseGPT with its group-local post-training (docs/methods/fusegpt_train.md).
 
 ``n_remove`` iterations on the current stack, each:
 
@@ -39,7 +39,9 @@ from torch import Tensor, nn
 from ..engine.runner import LayerwiseRunner
 from ..methods.fusegpt import CoefInit, FuseLinear, fold_fused, fuse_group, group_bounds, macro_influence
 from ..models import architecture as arch
-from .data import BatchOrder
+from ..methods.fusegpt.fuse_linear import BIAS_FUSIONS
+from ..methods.fusegpt.macro_influence import check_precision
+from .data import BATCH_ORDERS, BatchOrder, FixedBatches
 from .hierarchical import DistillResult
 from .losses import batch_dim_kl
 from .t_layer import TrainingBudget
@@ -63,6 +65,19 @@ class FuseGPTTrainSettings:
     mi_chunks: int = 2
     seed: int = 10
     checkpoint_every: int = 8
+    # released-code switches (defaults = the described behaviour; docs/methods/fusegpt_train.md)
+    mi_precision: str = "exact"     # exact | bfloat16 (the released bf16 Macro-Influence scores)
+    bias_fusion: str = "sum"        # sum | released (one coefficient, the last fused layer's own bias)
+    batch_order: str = "shuffled"   # shuffled (BatchOrder) | fixed (the same consecutive batches every epoch)
+
+    def __post_init__(self):
+        check_precision(self.mi_precision)
+        if self.bias_fusion not in BIAS_FUSIONS:
+            raise ValueError(f"FuseGPT key `bias_fusion`: value {self.bias_fusion!r} is not allowed; "
+                             f"allowed: {', '.join(BIAS_FUSIONS)}")
+        if self.batch_order not in BATCH_ORDERS:
+            raise ValueError(f"FuseGPT key `batch_order`: value {self.batch_order!r} is not allowed; "
+                             f"allowed: {', '.join(BATCH_ORDERS)}")
 
 
 @contextmanager
@@ -115,9 +130,13 @@ def group_parameters(model, start: int, stop: int) -> tuple[dict[str, nn.Paramet
             prefix = f"model.layers.{t}.{name}." if name else f"model.layers.{t}."
             if isinstance(module, FuseLinear):
                 lora.update({prefix + "lora_A": module.lora_A, prefix + "lora_B": module.lora_B})
+                if module.bias_fusion == "released" and module.bias is not None:  # released: b_t trained, one c
+                    lora[prefix + "bias"] = module.bias
+                    coef[prefix + "coef_b_last"] = module.coef_b_last
                 for k in range(module.n_fused):
-                    coef.update({f"{prefix}coef_P.{k}": module.coef_P[k], f"{prefix}coef_Q.{k}": module.coef_Q[k],
-                                 f"{prefix}coef_b.{k}": module.coef_b[k]})
+                    coef.update({f"{prefix}coef_P.{k}": module.coef_P[k], f"{prefix}coef_Q.{k}": module.coef_Q[k]})
+                    if k < len(module.coef_b):  # one per fused layer; none under bias_fusion released
+                        coef[f"{prefix}coef_b.{k}"] = module.coef_b[k]
             elif name.endswith("norm") and getattr(module, "weight", None) is not None:
                 lora[prefix + "weight"] = module.weight
     for p in [*lora.values(), *coef.values()]:
@@ -139,7 +158,8 @@ def fusegpt_train(model, chunks: Tensor, n_remove: int, settings: FuseGPTTrainSe
     with torch.no_grad():
         emb = torch.cat([model.model.embed_tokens(chunks[i: i + bs].to(device)).cpu()
                          for i in range(0, len(chunks), bs)])  # activations live on the CPU, batches visit the device
-    order = BatchOrder(chunks.shape[0], bs, settings.seed)
+    order = (BatchOrder(chunks.shape[0], bs, settings.seed) if settings.batch_order == "shuffled"
+             else FixedBatches(chunks.shape[0], bs))
     total = settings.epochs * settings.steps
     init = CoefInit(kind=settings.coef_init)
     original = list(range(n0))
@@ -149,7 +169,7 @@ def fusegpt_train(model, chunks: Tensor, n_remove: int, settings: FuseGPTTrainSe
         plan = store.load(name, "plan")
         if plan is None:
             with folded_view(model):
-                mi = macro_influence(mi_runner)
+                mi = macro_influence(mi_runner, precision=settings.mi_precision)
             plan = {"removed": mi.least_important(), "macro_influence": [float(v) for v in mi.scores]}
             store.save(name, plan, "plan")
         f = int(plan["removed"])
@@ -160,7 +180,8 @@ def fusegpt_train(model, chunks: Tensor, n_remove: int, settings: FuseGPTTrainSe
                 x = run_layers(runner, emb, 0, start, bs)
                 y = run_layers(runner, x, start, stop_, bs)
         group = fuse_group(model, f, rank=settings.rank, lora_rank=settings.lora_rank, init=init,
-                           seed=settings.seed + it, group_size=settings.group_size)
+                           seed=settings.seed + it, group_size=settings.group_size,
+                           bias_fusion=settings.bias_fusion)
         lora, coef = group_parameters(model, group.start, group.stop)
         optimizer = torch.optim.Adam([{"params": list(lora.values()), "lr": settings.lr},
                                       {"params": list(coef.values()), "lr": settings.coef_lr}],

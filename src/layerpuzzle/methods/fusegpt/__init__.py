@@ -1,4 +1,4 @@
-"""FuseGPT (baselines.md §7) without its post-training: FuseGPT-MI and FuseGPT-MI+F.
+"""FuseGPT (docs/methods/fusegpt_mi.md) without its post-training: FuseGPT-MI and FuseGPT-MI+F.
 
 * :mod:`.calibration` — random token windows of the joined corpus (GPTQ ``get_wikitext2``);
 * :mod:`.macro_influence` — Macro Influence of every layer of the current stack;

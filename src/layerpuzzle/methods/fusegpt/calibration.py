@@ -1,4 +1,4 @@
-"""FuseGPT's calibration windows (baselines.md §7 "Calibration"; GPTQ-style ``get_wikitext2``).
+"""FuseGPT's calibration windows (docs/methods/fusegpt_mi.md; GPTQ-style ``get_wikitext2``).
 
 The corpus rows are joined with ``"\\n\\n"`` and tokenized once; then, with
 ``random.seed(seed)``, ``n`` windows are drawn as

@@ -1,4 +1,4 @@
-"""FuseGPT's learnable low-rank fusion (baselines.md §7 "FuseLinear arithmetic", ``fuse_utils.py``).
+"""FuseGPT's learnable low-rank fusion (docs/methods/fusegpt_mif.md; ``fuse_utils.py``).
 
 When layer f is removed, every projection Linear of the other layers t of its
 group (``group_size`` = 8 consecutive layers, [f−4, f+3] clamped to the stack)
@@ -27,6 +27,17 @@ The LoRA B stays zero unless ``lora="kaiming"``; the bias coefficients c_k start
 at zero in every mode (only Qwen2 has projection biases, and CoMe ran MI+F on
 LLaMA/Mistral/Vicuna/Qwen3, none of which has them).
 
+Biases (``bias_fusion``), which only matter once the coefficients are trained:
+
+* ``sum`` (default) — b_eff = b_t + Σ_k c_k ⊙ b_f,k, one coefficient per fused
+  layer, b_f,k the removed layer's *effective* bias, b_t frozen;
+* ``released`` — as the released ``FuseLinear`` (``do_fuse`` overwrites
+  ``add_bias``): b_eff = b_t + c ⊙ b_f,last with **one** coefficient vector c
+  for the whole module and only the *last* fused layer's own bias b_f,last (its
+  ``.bias``, not its effective one); b_t is trained with the LoRA factors (it is
+  a plain parameter there).  The released pipeline loads every model as
+  ``LlamaForCausalLM``, so in practice it never holds biases.
+
 :func:`fuse_group` installs the FuseLinears and deletes the removed layer;
 :func:`fold_fused` turns every FuseLinear back into a plain ``nn.Linear``
 (W_eff summed in fp32, cast back; the code's ``transform_model_tosave``).  The
@@ -48,6 +59,7 @@ from ...models import architecture as arch
 from ..laco.rdsc import PROJECTIONS
 
 COEF_INITS = ("zeros", "kaiming", "normal")
+BIAS_FUSIONS = ("sum", "released")
 LORA_INITS = ("zeros", "kaiming")
 
 
@@ -76,8 +88,12 @@ class FuseLinear(nn.Module):
     """A projection with weights of removed layers fused into it (formula in the module docstring)."""
 
     def __init__(self, base: nn.Linear, *, lora_rank: int = 128, init: CoefInit = CoefInit(),
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, bias_fusion: str = "sum"):
         super().__init__()
+        if bias_fusion not in BIAS_FUSIONS:
+            raise ValueError(f"FuseGPT key `bias_fusion`: value {bias_fusion!r} is not allowed; "
+                             f"allowed: {', '.join(BIAS_FUSIONS)}")
+        self.bias_fusion = bias_fusion
         gen = generator or torch.Generator().manual_seed(0)
         w = base.weight
         self.in_features, self.out_features = base.in_features, base.out_features
@@ -91,6 +107,9 @@ class FuseLinear(nn.Module):
         self.coef_Q = nn.ParameterList()
         self.coef_b = nn.ParameterList()
         self.n_fused = 0
+        if bias_fusion == "released" and self.bias is not None:  # one coefficient, the last fused bias
+            self.coef_b_last = nn.Parameter(torch.zeros(self.out_features, device=w.device, dtype=w.dtype))
+            self.register_buffer("last_fused_bias", None)
 
     def add_fused(self, w_f: torch.Tensor, b_f: torch.Tensor | None, *, rank: int = 128,
                   init: CoefInit = CoefInit(), generator: torch.Generator | None = None) -> None:
@@ -111,7 +130,11 @@ class FuseLinear(nn.Module):
         self.register_buffer(f"fused_bias_{k}", None if b_f is None else b_f.detach().to(dev, dt))
         self.coef_P.append(nn.Parameter(p.to(dev, dt)))
         self.coef_Q.append(nn.Parameter(q.to(dev, dt)))
-        self.coef_b.append(nn.Parameter(torch.zeros(self.out_features, device=dev, dtype=dt)))
+        if self.bias_fusion == "released":
+            if self.bias is not None:
+                self.last_fused_bias = None if b_f is None else b_f.detach().to(dev, dt)
+        else:
+            self.coef_b.append(nn.Parameter(torch.zeros(self.out_features, device=dev, dtype=dt)))
         self.n_fused += 1
 
     def fused(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -126,11 +149,15 @@ class FuseLinear(nn.Module):
         return w
 
     def effective_bias(self, dtype: torch.dtype | None = None) -> torch.Tensor | None:
-        """b_t + Σ_k c_k ⊙ b_f,k (None when the target has no bias)."""
+        """b_t + Σ_k c_k ⊙ b_f,k (``released``: b_t + c ⊙ b_f,last); None when the target has no bias."""
         if self.bias is None:
             return None
         dt = dtype or self.bias.dtype
         b = self.bias.to(dt)
+        if self.bias_fusion == "released":
+            if self.last_fused_bias is not None:
+                b = b + self.coef_b_last.to(dt) * self.last_fused_bias.to(dt)
+            return b
         for k in range(self.n_fused):
             b_f = self.fused(k)[1]
             if b_f is not None:
@@ -142,6 +169,9 @@ class FuseLinear(nn.Module):
 
     def trainable_parameters(self) -> dict[str, list[nn.Parameter]]:
         """By role, as FuseGPT's optimiser groups them: LoRA (with the norms) and coefficients."""
+        if self.bias_fusion == "released" and self.bias is not None:
+            return {"lora": [self.lora_A, self.lora_B, self.bias],
+                    "coef": [*self.coef_P, *self.coef_Q, self.coef_b_last]}
         return {"lora": [self.lora_A, self.lora_B], "coef": [*self.coef_P, *self.coef_Q, *self.coef_b]}
 
     def to_linear(self) -> nn.Linear:
@@ -182,11 +212,12 @@ def _set_submodule(layer: nn.Module, path: str, module: nn.Module) -> None:
 
 @torch.no_grad()
 def fuse_group(model, removed_idx: int, *, rank: int = 128, lora_rank: int = 128, init: CoefInit = CoefInit(),
-               seed: int = 0, group_size: int = 8) -> FusedGroup:
+               seed: int = 0, group_size: int = 8, bias_fusion: str = "sum") -> FusedGroup:
     """Fuse layer ``removed_idx`` into the other layers of its group and delete it (in place).
 
     Projections that are already FuseLinears get one more fused term; the removed
-    layer's own projections enter with their effective weights.
+    layer's own projections enter with their effective weights (and, under
+    ``bias_fusion="released"``, with their own bias rather than the effective one).
     """
     n = arch.num_layers(model)
     start, stop = group_bounds(n, removed_idx, group_size)
@@ -196,7 +227,8 @@ def fuse_group(model, removed_idx: int, *, rank: int = 128, lora_rank: int = 128
     for name in PROJECTIONS:
         src = removed.get_submodule(name)
         if isinstance(src, FuseLinear):
-            sources[name] = (src.effective_weight().detach(), src.effective_bias())
+            bias = src.bias if bias_fusion == "released" else src.effective_bias()
+            sources[name] = (src.effective_weight().detach(), None if bias is None else bias.detach())
         else:
             sources[name] = (src.weight.detach(), None if src.bias is None else src.bias.detach())
     modules: dict[str, FuseLinear] = {}
@@ -208,7 +240,7 @@ def fuse_group(model, removed_idx: int, *, rank: int = 128, lora_rank: int = 128
         for name in PROJECTIONS:
             lin = layer.get_submodule(name)
             if not isinstance(lin, FuseLinear):
-                lin = FuseLinear(lin, lora_rank=lora_rank, init=init, generator=gen)
+                lin = FuseLinear(lin, lora_rank=lora_rank, init=init, generator=gen, bias_fusion=bias_fusion)
                 _set_submodule(layer, name, lin)
             w_f, b_f = sources[name]
             lin.add_fused(w_f, b_f, rank=rank, init=init, generator=gen)

@@ -1,4 +1,4 @@
-"""The FuseGPT loop without post-training (baselines.md §7 ``run_macro_fusion``; CoMe App. B.1).
+"""The FuseGPT loop without post-training (docs/methods/fusegpt_mif.md; CoMe App. B.1).
 
 ``n_remove`` iterations (the code's ``--iterative``), each on the current stack:
 
@@ -40,8 +40,11 @@ class FuseGPTResult:
 @torch.no_grad()
 def fusegpt_prune(model, input_ids: torch.Tensor, n_remove: int, *, fuse: bool, rank: int = 128,
                   lora_rank: int = 128, init: CoefInit = CoefInit(), seed: int = 0, group_size: int = 8,
-                  batch_size: int = 8, device=None, state_device=None) -> FuseGPTResult:
-    """Remove ``n_remove`` layers of ``model`` (in place) by iterative Macro Influence, fusing if ``fuse``."""
+                  batch_size: int = 8, device=None, state_device=None, mi_precision: str = "exact") -> FuseGPTResult:
+    """Remove ``n_remove`` layers of ``model`` (in place) by iterative Macro Influence, fusing if ``fuse``.
+
+    ``mi_precision``: ``exact`` or ``bfloat16`` (the released scores, :mod:`.macro_influence`).
+    """
     n0 = arch.num_layers(model)
     if not 0 <= n_remove < n0:
         raise ValueError(f"cannot remove {n_remove} of {n0} layers")
@@ -50,7 +53,7 @@ def fusegpt_prune(model, input_ids: torch.Tensor, n_remove: int, *, fuse: bool, 
     original = list(range(n0))
     result = FuseGPTResult(groups=[], removed_original=[])
     for it in range(n_remove):
-        mi = macro_influence(runner, h0, state_device=state_device)
+        mi = macro_influence(runner, h0, state_device=state_device, precision=mi_precision)
         f = mi.least_important()
         record = {"iteration": it, "n_layers": arch.num_layers(model), "removed_current": f,
                   "removed_original": original[f], "macro_influence": [float(x) for x in mi.scores],

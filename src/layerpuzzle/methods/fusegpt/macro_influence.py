@@ -1,4 +1,4 @@
-"""Macro Influence (FuseGPT; CoMe App. A; baselines.md §7 ``full_importance_eval``).
+"""Macro Influence (FuseGPT; CoMe App. A; docs/methods/fusegpt_mi.md).
 
 For the *current* stack of n layers and the calibration windows,
 
@@ -9,6 +9,16 @@ the same with layer i skipped; the cosine is per token over the hidden
 dimension, averaged over all tokens and windows.  The layer with the lowest MI
 (highest similarity) is the one FuseGPT removes next; no layer is protected.
 
+``precision`` (the ``mi_precision`` switch):
+
+* ``exact`` (default) — fp32 per-token cosines, summed in fp64;
+* ``bfloat16`` — as the released ``full_importance_eval`` computes them on its
+  bf16 model: ``F.cosine_similarity`` of the two states cast to bf16 (a bf16
+  cosine per token) and one ``.mean()`` over all tokens, rounded to bf16.  Near
+  1 bf16 has a spacing of 2^-8, so layers whose similarities differ by less tie,
+  and the released ``argsort(sim, descending=True)[0]`` (a stable sort) takes the
+  lowest index among them, which :meth:`MacroInfluence.least_important` also does.
+
 Cost: the inputs h[i] of every layer are cached in one pass, and candidate i
 re-runs only layers i+1..n−1 from h[i]: n(n−1)/2 + n layer forwards.
 """
@@ -18,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ...engine.block_influence import token_cosine
 from ...engine.runner import Hidden, LayerwiseRunner, to_device
@@ -45,13 +56,33 @@ def mean_token_cosine(a: Hidden, b: Hidden) -> float:
     return total / count
 
 
+MI_PRECISIONS = ("exact", "bfloat16")
+
+
+def check_precision(precision: str) -> str:
+    if precision not in MI_PRECISIONS:
+        raise ValueError(f"FuseGPT key `mi_precision`: value {precision!r} is not allowed; "
+                         f"allowed: {', '.join(MI_PRECISIONS)}")
+    return precision
+
+
+def bf16_mean_token_cosine(a: Hidden, b: Hidden) -> float:
+    """The released score: bf16 cosines per token, one mean over all tokens, rounded to bf16."""
+    cos = [F.cosine_similarity(x.to(torch.bfloat16), y.to(x.device, torch.bfloat16), dim=-1).flatten()
+           for x, y in zip(a, b)]
+    return float(torch.cat(cos).mean())
+
+
 @torch.no_grad()
-def macro_influence(runner: LayerwiseRunner, hidden: Hidden | None = None, *, state_device=None) -> MacroInfluence:
+def macro_influence(runner: LayerwiseRunner, hidden: Hidden | None = None, *, state_device=None,
+                    precision: str = "exact") -> MacroInfluence:
     """MI of every layer of ``runner.model`` on the runner's windows.
 
     ``hidden`` is the embedding output (computed when None); ``state_device``
-    holds the cached layer inputs (default: the runner's device; "cpu" offloads).
+    holds the cached layer inputs (default: the runner's device; "cpu" offloads);
+    ``precision`` is ``exact`` or the released ``bfloat16`` (module docstring).
     """
+    similarity = mean_token_cosine if check_precision(precision) == "exact" else bf16_mean_token_cosine
     before = runner.layer_forwards
     n = arch.num_layers(runner.model)
     h = runner.embed() if hidden is None else hidden
@@ -66,6 +97,6 @@ def macro_influence(runner: LayerwiseRunner, hidden: Hidden | None = None, *, st
         h = to_device(states[i], runner.device)
         for j in range(i + 1, n):
             h = runner.layer(j, h)
-        sims.append(mean_token_cosine(full, h))
+        sims.append(similarity(full, h))
     sim = torch.tensor(sims, dtype=torch.float64)
     return MacroInfluence(scores=1.0 - sim, similarity=sim, layer_forwards=runner.layer_forwards - before)

@@ -13,6 +13,7 @@ from ...models.sources import load_model
 from .calibration import random_windows
 from .fuse_linear import CoefInit
 from .fusion_loop import fusegpt_prune
+from .macro_influence import check_precision
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,22 @@ def run_fusegpt(model_dir: str, calib_path: str, out_dir: str, *, model_name: st
     n_remove = layers_to_remove(dense_config, target_fraction)
     init = coef_init(variant) if fuse else None
     init_seed = int(variant.get("init_seed", seed))
+    mi_precision = check_precision(variant.get("mi_precision", "exact"))
     result = fusegpt_prune(model, ids, n_remove, fuse=fuse, rank=coef_rank, lora_rank=lora_rank,
                            init=init or CoefInit(), seed=init_seed, group_size=group_size, batch_size=batch_size,
-                           device=next(model.parameters()).device, state_device="cpu" if offload_states else None)
+                           device=next(model.parameters()).device, state_device="cpu" if offload_states else None,
+                           mi_precision=mi_precision)
     log.info("FuseGPT-%s removed (original indices, in order): %s", "MI+F" if fuse else "MI", result.removed_original)
     notes = [f"Iterative Macro Influence on {ids.shape[0]} windows of {ids.shape[1]} tokens "
              f"({calibration['sampling']}, {calibration['dataset']}, seed {calibration['seed']}); the lowest-MI layer "
              "of the current stack is removed, then all layers are re-scored; no layer is protected.",
              "No post-training (CoMe's FuseGPT-MI / MI+F settings)."]
     params: dict[str, Any] = {"calibration": calibration, "batch_size": batch_size}
+    if "mi_precision" in variant:
+        params["mi_precision"] = mi_precision
+        notes.append("mi_precision bfloat16: Macro-Influence similarities as the released code computes them on its "
+                     "bf16 model (bf16 cosines, mean rounded to bf16; ties go to the lowest index)."
+                     if mi_precision == "bfloat16" else "mi_precision exact: fp32 cosines, fp64 mean.")
     if fuse:
         params.update(variant=variant["variant"], coef_init=init.kind, lora_init=init.lora, init_seed=init_seed,
                       group_size=group_size, coef_rank=coef_rank, lora_rank=lora_rank)

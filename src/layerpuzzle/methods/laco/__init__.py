@@ -1,4 +1,4 @@
-"""LaCo (Layer Collapse; baselines.md §5): RDSC merge of C adjacent layers, accepted
+"""LaCo (Layer Collapse; docs/methods/laco.md): RDSC merge of C adjacent layers, accepted
 while the merged model's last hidden state stays cosine-similar to the dense model's.
 
 * :mod:`.rdsc` — the merge arithmetic, as described (paper Eq. 1) and as released;

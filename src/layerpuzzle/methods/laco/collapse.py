@@ -1,4 +1,4 @@
-"""The Layer-Collapse search (LaCo paper Alg. 1; notebook ``while`` loop; baselines.md §5).
+"""The Layer-Collapse search (LaCo paper Alg. 1; notebook ``while`` loop; docs/methods/laco.md).
 
 With C layers merged per operation, layer range [L, H], minimum interval I and
 threshold T (CoMe Table 6), the notebook loop is::
@@ -12,10 +12,17 @@ threshold T (CoMe Table 6), the notebook loop is::
         else:
             lay -= 1
 
-``H`` and ``L`` are used literally as the notebook's 0-based ``HIGHEST_LAY`` /
-``LOWEST_LAY`` (CoMe's mapping of the paper's 1-based values is silent; ``H`` =
-number of layers makes the first candidate the top C layers). ``H = None``
-means the number of layers.
+``layer_bounds`` maps Table 6's ``H`` and ``L`` onto the notebook's 0-based
+``HIGHEST_LAY`` / ``LOWEST_LAY`` (CoMe's mapping is silent):
+
+* ``literal`` (default) — used as they are: ``H`` = number of layers makes the
+  first candidate the top C layers, and layer 0 is never a base;
+* ``one_based`` — read as the LaCo paper's 1-based values, so the notebook's are
+  ``H − 1`` and ``L − 1`` (its own defaults for LLaMA-2-13B are ``HIGHEST_LAY = 39``,
+  ``LOWEST_LAY = 0``): the first group stops one layer below the top, and layer 0
+  can be a base.
+
+``H = None`` means the number of layers (before the mapping).
 
 The number of removed layers is an outcome of T.  ``stop_at_target`` (our
 addition) makes it exact: every merge collapses at most the layers still to be
@@ -40,26 +47,40 @@ from ...models import architecture as arch
 from .rdsc import Variant, rdsc_merge
 from .similarity import SentenceProbe
 
+LAYER_BOUNDS = ("literal", "one_based")
 
 @dataclass(frozen=True)
 class CollapseParams:
     """Search hyperparameters: C, L, H, I, T (CoMe Table 6) and the target rule."""
 
     merge_layers: int = 4            # C: layers collapsed into one per merge
-    lowest_layer: int = 1            # L: lowest base layer (0-based, as in the notebook)
+    lowest_layer: int = 1            # L: lowest base layer (0-based unless layer_bounds is one_based)
     highest_layer: int | None = None  # H: lay starts at H - C (None = number of layers)
     interval: int = 2                # I: after a merge, lay -= I
     threshold: float = 0.65          # T: accept when similarity > T
     stop_at_target: bool = True
     threshold_step: float = 0.05
+    layer_bounds: str = "literal"    # literal | one_based (H − 1, L − 1; the notebook's numbering)
 
     def __post_init__(self):
+        if self.layer_bounds not in LAYER_BOUNDS:
+            raise ValueError(f"layer_bounds {self.layer_bounds!r}; allowed: {', '.join(LAYER_BOUNDS)}")
+        if self.layer_bounds == "one_based" and self.lowest_layer < 1:
+            raise ValueError(f"lowest_layer (L) must be >= 1 with layer_bounds one_based (1-based), "
+                             f"got {self.lowest_layer}")
         if self.merge_layers < 2:
             raise ValueError(f"merge_layers (C) must be >= 2, got {self.merge_layers}")
         if self.interval < 1:
             raise ValueError(f"interval (I) must be >= 1, got {self.interval}")
         if self.threshold_step <= 0:
             raise ValueError(f"threshold_step must be > 0, got {self.threshold_step}")
+
+
+    def notebook_bounds(self, n_layers: int) -> tuple[int, int]:
+        """(LOWEST_LAY, HIGHEST_LAY) of the notebook loop for a stack of ``n_layers``."""
+        high = n_layers if self.highest_layer is None else self.highest_layer
+        shift = 1 if self.layer_bounds == "one_based" else 0
+        return self.lowest_layer - shift, high - shift
 
 
 @dataclass
@@ -95,10 +116,10 @@ def _search_pass(probe: SentenceProbe, dense: _Stack, reference, params: Collaps
     inputs = probe.layer_inputs(stack.entries())
     n0 = len(dense.layers)
     C = params.merge_layers
-    H = n0 if params.highest_layer is None else params.highest_layer
+    lowest, H = params.notebook_bounds(n0)
     lay = H - C
     best_rejected: float | None = None
-    while lay >= params.lowest_layer:
+    while lay >= lowest:
         removed = n0 - len(stack.layers)
         if target is not None and removed >= target:
             break

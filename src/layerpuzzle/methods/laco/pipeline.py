@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from ...models.checkpoint import layers_to_remove, save_pruned
-from ...models.sources import load_model
+from ...models.sources import load_model, torch_dtype
 from .collapse import CollapseParams, layer_collapse
 
 log = logging.getLogger(__name__)
@@ -21,14 +21,34 @@ NOTES = {
 }
 
 
+# Variant keys that override the search settings (absent = the `search` / per_model_target value).
+VARIANT_SEARCH_KEYS = ("stop_at_target", "layer_bounds")
+SEARCH_DTYPES = ("model", "float32")
+
+
+def search_settings(search: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+    """The search settings of one variant: ``search`` with the variant's own stop_at_target / layer_bounds."""
+    return {**search, **{k: variant[k] for k in VARIANT_SEARCH_KEYS if k in variant}}
+
+
 def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: float, variant: dict[str, Any],
              search: dict[str, Any], sentences: list[str], dtype: str = "auto", device: str = "auto") -> dict[str, Any]:
-    model, tok = load_model(model_dir, dtype=dtype, device=device)
-    dense_config = copy.deepcopy(model.config)
     kind = variant["variant"]
+    search = search_settings(search, variant)
     params = CollapseParams(**search)
+    search_dtype = variant.get("search_dtype", "model")
+    if search_dtype not in SEARCH_DTYPES:
+        raise ValueError(f"LaCo variant key `search_dtype`: value {search_dtype!r} is not allowed; "
+                         f"allowed: {', '.join(SEARCH_DTYPES)}")
+    # search_dtype float32: merge and score in fp32 as the notebook does, save in the configured dtype
+    model, tok = load_model(model_dir, dtype="float32" if search_dtype == "float32" else dtype, device=device)
+    save_dtype = torch_dtype(dtype, next(model.parameters()).device)
+    dense_config = copy.deepcopy(model.config)
     target = layers_to_remove(dense_config, target_fraction)
     result = layer_collapse(model, tok, sentences, params, variant=kind, target_removed=target)
+    if model.dtype != save_dtype:
+        model.to(save_dtype)
+        model.config.dtype = save_dtype
     log.info("LaCo %s: removed %d (target %d) at T=%.3f after %d pass(es)", kind, result.removed, target,
              result.threshold_used, result.passes)
     notes = [NOTES[kind],
@@ -36,6 +56,13 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
              "0-based HIGHEST_LAY/LOWEST_LAY. Renumbering self_attn.layer_idx is our addition (LaCo does not).",
              "Similarity: mean over the calibration sentences (as if run alone: batched with right padding, only each sentence's own positions used) of the cosine between the "
              "flattened final-norm last hidden states of the dense model and the candidate."]
+    if params.layer_bounds == "one_based":
+        low, high = params.notebook_bounds(dense_config.num_hidden_layers)
+        notes.append(f"layer_bounds one_based: L and H read as 1-based, so the notebook's LOWEST_LAY = {low} and "
+                     f"HIGHEST_LAY = {high}.")
+    if search_dtype == "float32":
+        notes.append(f"search_dtype float32: merges and similarities computed in fp32 (the notebook loads the "
+                     f"model in fp32); the checkpoint is saved in {str(save_dtype).removeprefix('torch.')}.")
     if params.stop_at_target:
         notes.append(f"stop_at_target: the search stops after {target} removed layers; T was lowered from "
                      f"{params.threshold} to {result.threshold_used} in steps of {params.threshold_step} "
@@ -45,7 +72,8 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
     label = variant.get("label") or ""
     save_pruned(
         model, tok, out_dir, dense_config=dense_config, base_model=model_name, method="LaCo", variant=label,
-        params={"variant": kind, **search, "sentences": sentences}, target_fraction=target_fraction,
+        params={"variant": kind, **search, **({"search_dtype": search_dtype} if "search_dtype" in variant else {}),
+                "sentences": sentences}, target_fraction=target_fraction,
         layer_groups=result.groups,
         summary=f"LaCo ({kind}) collapsed groups of up to {params.merge_layers} adjacent layers while the "
                 f"last-hidden-state cosine to the dense model stayed above T (baselines.md §5).",

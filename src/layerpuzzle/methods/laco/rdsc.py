@@ -1,4 +1,4 @@
-"""RDSC layer merge (LaCo paper Eq. 1; baselines.md §5 "Merge arithmetic").
+"""RDSC layer merge (LaCo paper Eq. 1; docs/methods/laco.md).
 
 ``described`` — the paper's Reserving-Differences-while-Seeking-Common merge of
 layer ``l`` with the ``m`` layers above it, for every projection weight and bias:
@@ -26,7 +26,7 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
-# The 7 projection Linear modules of a LLaMA/Mistral/Qwen decoder layer (baselines.md §0).
+# The 7 projection Linear modules of a LLaMA/Mistral/Qwen decoder layer.
 PROJECTIONS = (
     "self_attn.q_proj",
     "self_attn.k_proj",

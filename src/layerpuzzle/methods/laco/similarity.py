@@ -1,4 +1,4 @@
-"""LaCo's acceptance criterion (baselines.md §5, notebook ``cal_last_hidden_sim``).
+"""LaCo's acceptance criterion (docs/methods/laco.md, notebook ``cal_last_hidden_sim``).
 
 For each calibration sentence separately (the tokenizer's default special
 tokens — BOS where the tokenizer adds one), take the last hidden state *after
