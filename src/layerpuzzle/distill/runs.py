@@ -207,8 +207,8 @@ STREAMLINE_ASSUMPTIONS = (
     "n = layers to remove for the target (Table 3 rule).",
     "The window is replaced by one layer initialised from its first layer j (the released 'llama_layer' init).",
     "MSE variant: standalone layer trained on (dense h[j], dense h[j+n+1]); AdamW, cosine schedule with linear "
-    "warmup down to min_lr, gradient clipping; best validation state kept (held-out last val_chunks chunks). "
-    "No gradient accumulation (the released code accumulates 16 micro-batches); the scheduler steps every step.",
+    "warmup down to min_lr, gradient clipping; validation on the held-out last val_chunks chunks. "
+    "No gradient accumulation (the released code accumulates 16 micro-batches).",
     "LM variant (loss: lm): the layer is trained inside the pruned model with next-token cross-entropy.",
     "Training data: the configured data set (the released code uses SlimPajama 2048-token blocks; CoMe does not "
     "name its data).",
@@ -225,7 +225,12 @@ def run_streamline_job(**kwargs: Any) -> dict[str, Any]:
             model, result, result.details["layer_groups"],
             summary=(f"LLM-Streamline: layers {j0}..{j1} replaced by one layer initialised from layer {j0} and "
                      f"trained ({settings.loss} loss)."),
-            notes=[*STREAMLINE_ASSUMPTIONS, "Loss per step: loss_history.csv, loss_curve.png."],
+            notes=[*STREAMLINE_ASSUMPTIONS,
+                   f"Attention of the standalone layer: {settings.attention} (released = no mask, as the released "
+                   f"code's eager call without attention_mask); state kept: {settings.keep} (last = the released "
+                   f"code's aliased 'best' state); AdamW betas {tuple(settings.betas)}; gradient clipping "
+                   f"{settings.grad_clip or 'none'}; LR schedule {settings.schedule}.",
+                   "Loss per step: loss_history.csv, loss_curve.png."],
             curve_title=f"LLM-Streamline ({settings.loss})",
             returns={"window": [j0, j1], "best_step": result.phases[0].best_step})
 
