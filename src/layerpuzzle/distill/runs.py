@@ -38,9 +38,13 @@ from .trainer import ResumeStore, StopHook
 log = logging.getLogger(__name__)
 
 COME_ASSUMPTIONS = (
-    "Eq. 6 as implemented: sigma = softmax over the hidden dimension of each token's residual-stream vector, "
-    "temperature tau as configured (default 1; `temperature` in the variant), forward KL(teacher || student), scale c = mean over tokens (batch x sequence); "
-    "the paper leaves sigma and c open (come.md §7, §13).",
+    "Eq. 6 as implemented: sigma = softmax over the hidden dimension of each token's residual-stream vector "
+    "(`sigma_axis: hidden`, the default) or over the batch dimension as FuseGPT's KL does (`sigma_axis: batch`, "
+    "scale sum / batch size), temperature tau as configured (default 1; `temperature` in the variant), forward "
+    "KL(teacher || student), scale c = mean over tokens (batch x sequence) for the hidden axis; the paper leaves "
+    "sigma and c open (docs/methods/come_sp.md).",
+    "The loss curve (loss_curve.png) shows this KL; the paper's Fig. 12 plots the student-teacher cross-entropy, "
+    "which is the KL plus the teacher's entropy.",
     "H_T^{a_i} = output of original dense layer a_i = teacher_last of the merged group; H_S^{b_i} = output of "
     "merged student layer b_i; both raw residual streams (no final norm). Only merged layers (groups of more "
     "than one original layer) enter P and are trained.",
@@ -104,9 +108,19 @@ def write_training_artifacts(tmp_dir: Path, result: DistillResult, title: str) -
             g += 1
             lines.append(f"{p.name},{s},{g},{loss:.9g}")
     (tmp_dir / "loss_history.csv").write_text("\n".join(lines) + "\n")
-    plot_loss_curve(result.loss_curve(), tmp_dir / "loss_curve.png", title,
-                    ylabel="MSE" if result.method == "LLM-Streamline" and result.details.get("loss") == "mse"
-                    else "training loss")
+    plot_loss_curve(result.loss_curve(), tmp_dir / "loss_curve.png", title, ylabel=curve_ylabel(result))
+
+
+def curve_ylabel(result: DistillResult) -> str:
+    """What the loss curve shows. CoMe's curves are the Eq. 6 KL that is optimised; the paper's Fig. 12 plots
+    the student-teacher cross-entropy instead, which is this KL plus the teacher's entropy (a shift per batch)."""
+    if result.method == "CoMe-sp":
+        return "KL (Eq. 6), summed over merged layers; not the CE of Fig. 12"
+    if result.method == "CoMe-mp":
+        return "KL (Eq. 6) of the layer in training; not the CE of Fig. 12"
+    if result.method == "LLM-Streamline":
+        return "MSE" if result.details.get("loss") == "mse" else "next-token cross-entropy"
+    return "training loss"
 
 
 def training_record(result: DistillResult, *, seconds: float, extra: dict[str, Any]) -> dict[str, Any]:
