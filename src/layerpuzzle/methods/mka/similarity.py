@@ -27,7 +27,7 @@ class SimilaritySettings:
     max_tokens: int = 512
     n_neighbors: int = 5
     k_entropy: int = 50
-    seed: int = 10
+    seed: int | str = 10  # KSG jitter: reseeded per call, or "released" (the code's global RNG after set_seed(1))
 
 
 @dataclass
