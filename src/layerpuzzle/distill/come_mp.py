@@ -1,4 +1,4 @@
-"""CoMe-mp: multi-phase hierarchical distillation, one merged layer at a time (Alg. 4; come.md §7).
+"""CoMe-mp: multi-phase hierarchical distillation, one merged layer at a time (Alg. 4; docs/methods/come_mp.md).
 
 For k = 1..|P| with P sorted by student index (shallow → deep; the paper's LR
 lists run shallow → deep, so this order is inferred): a fresh AdamW (weight

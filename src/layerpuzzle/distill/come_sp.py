@@ -1,4 +1,4 @@
-"""CoMe-sp: single-phase hierarchical distillation of all merged layers at once (Alg. 3; come.md §7).
+"""CoMe-sp: single-phase hierarchical distillation of all merged layers at once (Alg. 3; docs/methods/come_sp.md).
 
 One AdamW optimiser (weight decay 1e-2) over all merged layers ``θ_{b_i}``; per
 batch one student forward gives every ``H_S^{b_i}`` and the loss is

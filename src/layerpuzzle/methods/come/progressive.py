@@ -1,4 +1,4 @@
-"""CoMe's progressive loop (paper Alg. 1; spec come.md §5).
+"""CoMe's progressive loop (paper Alg. 1; docs/methods/come.md).
 
     groups = [[0], ..., [L0-1]]
     while L_cur > L_target:
@@ -49,7 +49,7 @@ Remerge = Literal["allowed", "forbidden"]
 # ---------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class LoopSettings:
-    """Switches shared by CoMe and CoMe-P; every default is the paper's reading (come.md §13)."""
+    """Switches shared by CoMe and CoMe-P; every default is the paper's reading (docs/methods/come.md)."""
 
     layers_per_merge: int = 2  # m + 1 (App. B.1: two layers per iteration)
     sbi_estimator: str = "cosine_mean"  # cosine_mean | released | angular_all

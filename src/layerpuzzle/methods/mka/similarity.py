@@ -1,4 +1,4 @@
-"""The MKA similarity stage end to end: prompts → layer inputs → embeddings → NPIB (baselines.md §6).
+"""The MKA similarity stage end to end: prompts → layer inputs → embeddings → NPIB (docs/methods/mka.md).
 
 Layers are processed one depth at a time (the embeddings of depth l are computed
 as soon as the prompts' inputs of layer l exist), so memory holds one depth of
