@@ -38,3 +38,19 @@ def test_released_seed_reproduces_the_global_rng_stream():
 def test_bad_seed_string_is_refused():
     with pytest.raises(ValueError, match="npib seed: value 'global' is not allowed; allowed: an integer or 'released'"):
         npib_matrix(embeddings(), 5, 10, seed="global")
+
+
+def test_question_draw_with_seed_1_is_the_released_draw():
+    """The released main calls set_seed(1) (random.seed(1)), then random.sample(range(n_rows), k) per subject."""
+    import random
+
+    from layerpuzzle.methods.mka.prompts import select_prompts
+
+    sizes = {"anatomy": 12, "abstract_algebra": 9, "astronomy": 15}
+    rows = [{"subject": s, "question": f"{s} {i}", "choices": ["a", "b", "c", "d"], "answer": 0}
+            for s, n in sizes.items() for i in range(n)]
+    random.seed(1)
+    want = [(s, i) for s in sorted(sizes) for i in random.sample(range(sizes[s]), 4)]
+    random.seed()  # leave the global stream as we found it (not seeded)
+    got = [(p.subject, p.index) for p in select_prompts(rows, num_tasks=3, num_samples=4, seed=1)]
+    assert got == want
