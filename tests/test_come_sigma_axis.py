@@ -14,6 +14,7 @@ from layerpuzzle.distill.teacher_activations import StoredTeacher, teacher_state
 from layerpuzzle.distill.trainer import ResumeStore
 from layerpuzzle.engine.runner import LayerwiseRunner
 from test_distill_come import merged_student
+from test_distill_runs import workspace  # noqa: F401  (fixture)
 
 LN3 = math.log(3.0)
 # B = 2 sequences, S = 1 token, D = 3 hidden dims; the student is all zeros (uniform σ on either axis)
@@ -89,3 +90,57 @@ def test_loss_curve_is_labelled_as_what_it_plots():
     assert "not the CE of Fig. 12" in curve_ylabel(DistillResult("CoMe-mp", [], budget, []))
     assert curve_ylabel(DistillResult("LLM-Streamline", [], budget, [], {"loss": "mse"})) == "MSE"
     assert curve_ylabel(DistillResult("LLM-Streamline", [], budget, [], {"loss": "lm"})) == "next-token cross-entropy"
+
+
+@pytest.mark.parametrize("axis", ["hidden", "batch"])
+def test_kl_plus_teacher_entropy_is_the_cross_entropy(axis):
+    """Fig. 12 plots the student-teacher cross-entropy −Σ p_T log p_S: KL + H(p_T), on the same scale."""
+    from layerpuzzle.distill.losses import sigma_entropy
+
+    t, s = torch.randn(3, 4, 5), torch.randn(3, 4, 5)
+    dim = -1 if axis == "hidden" else 0
+    p, log_q = F.softmax(t / 2, dim=dim), F.log_softmax(s / 2, dim=dim)
+    ce = -(p * log_q)
+    ce = ce.sum(-1).mean() if axis == "hidden" else ce.sum() / 3
+    total = hidden_kl(t, s, 2.0, axis) + sigma_entropy(t, 2.0, axis)
+    assert float(total) == pytest.approx(float(ce), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["sp", "mp"])
+def test_come_job_with_stored_teacher_records_and_plots_the_cross_entropy(workspace, kind):
+    """loss_history.csv gets a cross_entropy column: each step's KL plus the entropy of that step's teacher batch."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from layerpuzzle.distill.data import BatchOrder
+    from layerpuzzle.distill.runs import run_come_job, run_teacher_job
+
+    root, dense_dir, come_dir, data = workspace
+    teacher = root / "results/m/teacher/t/activations.safetensors"
+    run_teacher_job(dense_dir=str(dense_dir), data_path=str(data), student_dir=str(come_dir), out_path=str(teacher),
+                    batch_size=4, dtype="float32", device="cpu", meta={"m": "m"})
+    out = root / f"results/m/pruned/come_{kind}/sp25/v"
+    variant = {"lr": 1e-3} if kind == "sp" else {"lrs": [1e-3, 5e-4]}
+    run_come_job(kind, student_dir=str(come_dir), dense_dir=str(dense_dir), data_path=str(data),
+                 teacher_path=str(teacher), out_dir=str(out), state_dir=str(root / "state"),
+                 variant={**variant, "steps": 3, "batch_size": 2, "label": ""}, run_params={"data": {"n": 4}},
+                 target_fraction=0.25, base_model="m", dtype="float32", device="cpu", checkpoint_every=2,
+                 progress=False)
+    lines = (out / "loss_history.csv").read_text().splitlines()
+    assert lines[0] == "phase,phase_step,global_step,loss,cross_entropy"
+    stored = load_file(str(teacher))
+    layers = sorted(int(k.split(".")[1]) for k in stored if k.startswith("layer."))
+    assert layers == [3, 6]
+    assert len(lines) == 1 + (3 if kind == "sp" else 6)
+    for row, line in enumerate(lines[1:]):
+        kl, ce = (float(x) for x in line.split(",")[3:5])
+        step = row if kind == "sp" else row % 3  # CoMe-mp: 3 steps for layer a = 3, then 3 for a = 6
+        idx = BatchOrder(10, 2, 10).indices(step)
+        entropy = 0.0
+        for a in (layers if kind == "sp" else [layers[row // 3]]):
+            # by hand: −Σ_d p log p per token, mean over tokens (CoMe-sp: summed over the merged layers)
+            p = F.softmax(stored[f"layer.{a}"][idx].float(), dim=-1)
+            entropy += float(-(p * p.log()).sum(-1).mean())
+        assert ce == pytest.approx(kl + entropy, rel=1e-5)
+    assert json.loads((out / "training.json").read_text())["teacher"] == "stored"

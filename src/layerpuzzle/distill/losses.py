@@ -50,6 +50,17 @@ def hidden_kl(teacher: Tensor, student: Tensor, temperature: float = 1.0, axis: 
     return kl.sum() / teacher.shape[0]
 
 
+def sigma_entropy(teacher: Tensor, temperature: float = 1.0, axis: str = "hidden") -> Tensor:
+    """Entropy of σ(teacher/τ) with the scale of :func:`hidden_kl`, so that KL + H = the cross-entropy
+    ``−Σ p_T log p_S`` the paper's Fig. 12 plots (hidden: mean over tokens; batch: sum / B)."""
+    if axis not in SIGMA_AXES:
+        raise ValueError(f"sigma_axis: value {axis!r} is not allowed; allowed: {', '.join(SIGMA_AXES)}")
+    dim = -1 if axis == "hidden" else 0
+    log_p = F.log_softmax(teacher.float() / temperature, dim=dim)
+    h = -(log_p.exp() * log_p)
+    return h.sum(dim=-1).mean() if axis == "hidden" else h.sum() / teacher.shape[0]
+
+
 def batch_dim_kl(student: Tensor, teacher: Tensor) -> Tensor:
     """FuseGPT: ``F.kl_div(log_softmax(S, 0), softmax(T, 0), reduction='batchmean')`` in fp32."""
     return F.kl_div(F.log_softmax(student.float(), dim=0), F.softmax(teacher.float(), dim=0), reduction="batchmean")
