@@ -43,6 +43,9 @@ def model_param(name, key, default=None):
     return config["models"][name].get(key, default)
 
 
+from layerpuzzle.models.sources import run_dtype  # a variant's own `dtype`, else the model entry's
+
+
 # ------------------------------------------------------------------ data
 def mirror_inputs(*keys):
     """The mirror files a job reads, as inputs (tracked and hashed); none when reading the hub."""

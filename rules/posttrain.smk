@@ -123,7 +123,7 @@ def pt_params(key):
         data=pt_settings(key).get("data"),
         checkpoint_every=pt_settings(key).get("checkpoint_every", 8),
         state_dir=lambda wc: f"results/{wc.model}/train_state/{key}/{wc.target}/{wc.slug}",
-        dtype=lambda wc: model_param(wc.model, "dtype", "auto"),
+        dtype=lambda wc: run_dtype(variant_of(key, wc.slug), model_param(wc.model, "dtype", "auto")),
         device=model_device(),
         seed=config["seed"],
     )

@@ -1,4 +1,4 @@
-"""CoMe-mp: multi-phase hierarchical distillation, one merged layer at a time (Alg. 4; come.md §7).
+"""CoMe-mp: multi-phase hierarchical distillation, one merged layer at a time (Alg. 4; docs/methods/come_mp.md).
 
 For k = 1..|P| with P sorted by student index (shallow → deep; the paper's LR
 lists run shallow → deep, so this order is inferred): a fresh AdamW (weight
@@ -24,7 +24,7 @@ from torch import Tensor
 from ..engine.runner import LayerwiseRunner
 from .data import BatchOrder
 from .hierarchical import DistillResult, student_outputs, train_only
-from .losses import hidden_kl
+from .losses import SIGMA_AXES, hidden_kl
 from .precision import fp32_trainable
 from .t_layer import TrainingBudget
 from .teacher_activations import Teacher
@@ -62,6 +62,7 @@ class MPSettings:
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
     temperature: float = 1.0  # τ of σ = softmax(H / τ) in Eq. 6 (unknown in the paper)
+    sigma_axis: str = "hidden"  # the axis of σ in Eq. 6: hidden (default) or batch (FuseGPT's reading)
     seed: int = 10
     checkpoint_every: int = 10
 
@@ -72,6 +73,8 @@ def distill_mp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
     if not pairs:
         raise ValueError("CoMe-mp needs at least one merged layer in the layer map")
     pairs = sorted(pairs)
+    if settings.sigma_axis not in SIGMA_AXES:
+        raise ValueError(f"sigma_axis: value {settings.sigma_axis!r} is not allowed; allowed: {', '.join(SIGMA_AXES)}")
     student.eval()
     device = next(student.parameters()).device
     runner = LayerwiseRunner(student, chunks[:1], batch_size=1, device=device)
@@ -87,7 +90,7 @@ def distill_mp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
         def step_loss(step: int, b=b, a=a) -> Tensor:
             idx = order.indices(step)
             out = student_outputs(runner, chunks[idx], [b], grad_from=b)
-            return hidden_kl(teacher.batch(idx, [a])[a].to(device), out[b], settings.temperature)
+            return hidden_kl(teacher.batch(idx, [a])[a].to(device), out[b], settings.temperature, settings.sigma_axis)
 
         phase = Phase(f"layer{b:03d}", params, optimizer, scheduler, total, step_loss, position=order.position)
         with fp32_trainable(student, [student.model.layers[b]]):

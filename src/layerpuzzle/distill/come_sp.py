@@ -1,4 +1,4 @@
-"""CoMe-sp: single-phase hierarchical distillation of all merged layers at once (Alg. 3; come.md §7).
+"""CoMe-sp: single-phase hierarchical distillation of all merged layers at once (Alg. 3; docs/methods/come_sp.md).
 
 One AdamW optimiser (weight decay 1e-2) over all merged layers ``θ_{b_i}``; per
 batch one student forward gives every ``H_S^{b_i}`` and the loss is
@@ -17,7 +17,7 @@ from torch import Tensor
 from ..engine.runner import LayerwiseRunner
 from .data import BatchOrder
 from .hierarchical import DistillResult, student_outputs, train_only
-from .losses import hidden_kl
+from .losses import SIGMA_AXES, hidden_kl
 from .precision import fp32_trainable
 from .t_layer import TrainingBudget
 from .teacher_activations import Teacher
@@ -34,6 +34,7 @@ class SPSettings:
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
     temperature: float = 1.0  # τ of σ = softmax(H / τ) in Eq. 6 (unknown in the paper)
+    sigma_axis: str = "hidden"  # the axis of σ in Eq. 6: hidden (default) or batch (FuseGPT's reading)
     seed: int = 10           # batch order
     checkpoint_every: int = 10
 
@@ -43,6 +44,8 @@ def distill_sp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
     """Train the merged layers of ``student`` in place; ``pairs`` = P = [(b_i, a_i)] (hierarchical.distillation_pairs)."""
     if not pairs:
         raise ValueError("CoMe-sp needs at least one merged layer in the layer map")
+    if settings.sigma_axis not in SIGMA_AXES:
+        raise ValueError(f"sigma_axis: value {settings.sigma_axis!r} is not allowed; allowed: {', '.join(SIGMA_AXES)}")
     student.eval()
     device = next(student.parameters()).device
     runner = LayerwiseRunner(student, chunks[:1], batch_size=1, device=device)
@@ -57,7 +60,7 @@ def distill_sp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
         idx = order.indices(step)
         target = teacher.batch(idx)
         out = student_outputs(runner, chunks[idx], students, grad_from=min(students))
-        return sum(hidden_kl(target[a].to(device), out[b], settings.temperature) for b, a in pairs)
+        return sum(hidden_kl(target[a].to(device), out[b], settings.temperature, settings.sigma_axis) for b, a in pairs)
 
     phase = Phase("come_sp", params, optimizer, scheduler, total, step_loss, position=order.position)
     with fp32_trainable(student, [student.model.layers[b] for b in students]):

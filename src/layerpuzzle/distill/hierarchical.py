@@ -1,4 +1,4 @@
-"""CoMe's hierarchical distillation, shared by CoMe-sp and CoMe-mp (paper Eq. 6, Alg. 3–4; come.md §7).
+"""CoMe's hierarchical distillation, shared by CoMe-sp and CoMe-mp (paper Eq. 6, Alg. 3–4; docs/methods/come_sp.md).
 
 The layer map P pairs every **merged** student layer ``b_i`` (one that stands for
 more than one original layer) with ``a_i``, the last original layer of its

@@ -38,9 +38,14 @@ from .trainer import ResumeStore, StopHook
 log = logging.getLogger(__name__)
 
 COME_ASSUMPTIONS = (
-    "Eq. 6 as implemented: sigma = softmax over the hidden dimension of each token's residual-stream vector, "
-    "temperature tau as configured (default 1; `temperature` in the variant), forward KL(teacher || student), scale c = mean over tokens (batch x sequence); "
-    "the paper leaves sigma and c open (come.md §7, §13).",
+    "Eq. 6 as implemented: sigma = softmax over the hidden dimension of each token's residual-stream vector "
+    "(`sigma_axis: hidden`, the default) or over the batch dimension as FuseGPT's KL does (`sigma_axis: batch`, "
+    "scale sum / batch size), temperature tau as configured (default 1; `temperature` in the variant), forward "
+    "KL(teacher || student), scale c = mean over tokens (batch x sequence) for the hidden axis; the paper leaves "
+    "sigma and c open (docs/methods/come_sp.md).",
+    "Fig. 12 plots the student-teacher cross-entropy = this KL + the teacher's entropy. With stored teacher "
+    "activations, loss_history.csv has it per step (column cross_entropy) and loss_curve.png plots it; with a "
+    "streaming teacher loss_curve.png plots the KL, labelled as such.",
     "H_T^{a_i} = output of original dense layer a_i = teacher_last of the merged group; H_S^{b_i} = output of "
     "merged student layer b_i; both raw residual streams (no final norm). Only merged layers (groups of more "
     "than one original layer) enter P and are trained.",
@@ -95,18 +100,61 @@ def changed_frozen_tensors(model, reference_dir: str | Path, trainable: Sequence
     return [n for n, t in reference.items() if n not in skip and not torch.equal(state[n].cpu(), t)]
 
 
-def write_training_artifacts(tmp_dir: Path, result: DistillResult, title: str) -> None:
-    """``loss_history.csv`` (phase, step in phase, global step, loss) and ``loss_curve.png``."""
-    lines = ["phase,phase_step,global_step,loss"]
+def write_training_artifacts(tmp_dir: Path, result: DistillResult, title: str,
+                             cross_entropy: list[float] | None = None) -> None:
+    """``loss_history.csv`` (phase, step in phase, global step, loss[, cross_entropy]) and ``loss_curve.png``.
+
+    With ``cross_entropy`` (one value per step, CoMe with stored teacher activations) the curve is the
+    cross-entropy the paper's Fig. 12 plots; otherwise the training loss, labelled as what it is.
+    """
+    lines = ["phase,phase_step,global_step,loss" + (",cross_entropy" if cross_entropy is not None else "")]
     g = 0
     for p in result.phases:
         for s, loss in enumerate(p.losses, 1):
             g += 1
-            lines.append(f"{p.name},{s},{g},{loss:.9g}")
+            extra = f",{cross_entropy[g - 1]:.9g}" if cross_entropy is not None else ""
+            lines.append(f"{p.name},{s},{g},{loss:.9g}{extra}")
     (tmp_dir / "loss_history.csv").write_text("\n".join(lines) + "\n")
-    plot_loss_curve(result.loss_curve(), tmp_dir / "loss_curve.png", title,
-                    ylabel="MSE" if result.method == "LLM-Streamline" and result.details.get("loss") == "mse"
-                    else "training loss")
+    if cross_entropy is not None:
+        curve = [(name, ce) for (name, _), ce in zip(result.loss_curve(), cross_entropy)]
+        plot_loss_curve(curve, tmp_dir / "loss_curve.png", title,
+                        ylabel="cross-entropy = KL (Eq. 6) + teacher entropy (Fig. 12)")
+    else:
+        plot_loss_curve(result.loss_curve(), tmp_dir / "loss_curve.png", title, ylabel=curve_ylabel(result))
+
+
+@torch.no_grad()
+def come_cross_entropy(result: DistillResult, teacher, pairs: Sequence[tuple[int, int]], settings,
+                       n_chunks: int) -> list[float]:
+    """Per step, the training KL plus the entropy of σ(H_T) of that step's batch (the same batches, in the
+    same order: ``BatchOrder(n_chunks, batch_size, seed)``), i.e. the student-teacher cross-entropy.
+
+    CoMe-sp: Σ over the merged layers; CoMe-mp: phase k is the k-th pair (shallow → deep).
+    """
+    from .data import BatchOrder
+    from .losses import sigma_entropy
+
+    order = BatchOrder(n_chunks, settings.batch_size, settings.seed)
+    per_phase = [sorted(pairs)] if result.method == "CoMe-sp" else [[p] for p in sorted(pairs)]
+    out = []
+    for phase, phase_pairs in zip(result.phases, per_phase):
+        for s, kl in enumerate(phase.losses):
+            states = teacher.batch(order.indices(s), [a for _, a in phase_pairs])
+            out.append(kl + sum(float(sigma_entropy(states[a], settings.temperature, settings.sigma_axis))
+                                for _, a in phase_pairs))
+    return out
+
+
+def curve_ylabel(result: DistillResult) -> str:
+    """What the loss curve shows. CoMe's curves are the Eq. 6 KL that is optimised; the paper's Fig. 12 plots
+    the student-teacher cross-entropy instead, which is this KL plus the teacher's entropy (a shift per batch)."""
+    if result.method == "CoMe-sp":
+        return "KL (Eq. 6), summed over merged layers; not the CE of Fig. 12"
+    if result.method == "CoMe-mp":
+        return "KL (Eq. 6) of the layer in training; not the CE of Fig. 12"
+    if result.method == "LLM-Streamline":
+        return "MSE" if result.details.get("loss") == "mse" else "next-token cross-entropy"
+    return "training loss"
 
 
 def training_record(result: DistillResult, *, seconds: float, extra: dict[str, Any]) -> dict[str, Any]:
@@ -177,6 +225,9 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
     if changed:
         raise RuntimeError(f"frozen tensors changed during distillation: {changed[:5]}")
     method = "CoMe-sp" if kind == "sp" else "CoMe-mp"
+    # Fig. 12's cross-entropy needs the teacher of every step again: cheap from stored activations only
+    cross_entropy = (come_cross_entropy(result, teacher, pairs, settings, chunks.shape[0])
+                     if teacher_mode == "stored" else None)
     record = training_record(result, seconds=time.time() - started, extra={
         "teacher": teacher_mode, "source_checkpoint": str(student_dir), "data": run_params.get("data"),
         "frozen_tensors_identical": True, "frozen_tensors_checked": len(student.state_dict()) - len(trainable_names)})
@@ -194,7 +245,7 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
         notes=[*COME_ASSUMPTIONS, *(MP_ASSUMPTIONS if kind == "mp" else ()),
                f"Teacher activations: {teacher_mode}.", "Loss per step: loss_history.csv, loss_curve.png."],
         extra_json={"training.json": record},
-        write_extra=lambda tmp: write_training_artifacts(tmp, result, title))
+        write_extra=lambda tmp: write_training_artifacts(tmp, result, title, cross_entropy))
     store.clear()
     return {"budget": result.budget.as_dict(), "seconds": record["seconds"],
             "resumed": [p.resumed_from for p in result.phases], "final_loss": [p.losses[-1] for p in result.phases]}
@@ -207,8 +258,8 @@ STREAMLINE_ASSUMPTIONS = (
     "n = layers to remove for the target (Table 3 rule).",
     "The window is replaced by one layer initialised from its first layer j (the released 'llama_layer' init).",
     "MSE variant: standalone layer trained on (dense h[j], dense h[j+n+1]); AdamW, cosine schedule with linear "
-    "warmup down to min_lr, gradient clipping; best validation state kept (held-out last val_chunks chunks). "
-    "No gradient accumulation (the released code accumulates 16 micro-batches); the scheduler steps every step.",
+    "warmup down to min_lr, gradient clipping; validation on the held-out last val_chunks chunks. "
+    "No gradient accumulation (the released code accumulates 16 micro-batches).",
     "LM variant (loss: lm): the layer is trained inside the pruned model with next-token cross-entropy.",
     "Training data: the configured data set (the released code uses SlimPajama 2048-token blocks; CoMe does not "
     "name its data).",
@@ -225,7 +276,12 @@ def run_streamline_job(**kwargs: Any) -> dict[str, Any]:
             model, result, result.details["layer_groups"],
             summary=(f"LLM-Streamline: layers {j0}..{j1} replaced by one layer initialised from layer {j0} and "
                      f"trained ({settings.loss} loss)."),
-            notes=[*STREAMLINE_ASSUMPTIONS, "Loss per step: loss_history.csv, loss_curve.png."],
+            notes=[*STREAMLINE_ASSUMPTIONS,
+                   f"Attention of the standalone layer: {settings.attention} (released = no mask, as the released "
+                   f"code's eager call without attention_mask); state kept: {settings.keep} (last = the released "
+                   f"code's aliased 'best' state); AdamW betas {tuple(settings.betas)}; gradient clipping "
+                   f"{settings.grad_clip or 'none'}; LR schedule {settings.schedule}.",
+                   "Loss per step: loss_history.csv, loss_curve.png."],
             curve_title=f"LLM-Streamline ({settings.loss})",
             returns={"window": [j0, j1], "best_step": result.phases[0].best_step})
 

@@ -1,4 +1,4 @@
-"""LLM-Streamline: replace the most redundant window of layers by one trained layer (baselines.md §8).
+"""LLM-Streamline: replace the most redundant window of layers by one trained layer (docs/methods/streamline.md).
 
 To remove ``n`` layers, score every window of ``n+1`` consecutive layers
 ``[j, j+n]`` by its skip-block influence
@@ -8,23 +8,36 @@ To remove ``n`` layers, score every window of ``n+1`` consecutive layers
 on ``sbi_chunks`` training chunks, take ``j* = argmin SBI`` (ties → the first),
 and replace the window by **one** layer initialised from its first layer ``j*``.
 ``h[L]`` is the raw output of the last layer (no final norm; the released code
-compares with the final-normed state there, see baselines.md §0).
+compares with the final-normed state there).
 
-Training (the released MSE variant, ``loss="mse"``): the layer is trained
+Training, ``loss="mse"`` (the released MSE variant's objective): the layer is trained
 standalone to map the dense ``h[j*]`` to the dense ``h[j*+n+1]`` (MSE), AdamW
 (lr 2e-4, weight decay 1e-3), gradient clipping 5, cosine schedule with linear
 warmup (``warmup_ratio`` of the steps) down to ``min_lr``; the validation MSE on
 held-out chunks is tracked every ``eval_every`` steps and the best state kept.
-Differences from the released code: no gradient accumulation (batch = the
-configured batch); the cosine runs to ``min_lr`` over the run (``schedule="per_step"``)
-unless ``schedule="released"`` reproduces the released LR trajectory (see
-:func:`schedule_length`).
-``loss="lm"`` (the released LLM-loss variant): the layer is trained inside the
-pruned model with the next-token loss, everything else frozen.
+``loss="lm"`` (the released LLM-loss variant's objective): the layer is trained inside
+the pruned model with the next-token loss, everything else frozen.
+
+The defaults are the method as described (causal attention, best validation state,
+AdamW's default betas). Switches reproduce what the released code does instead:
+
+* ``attention="released"`` (MSE only): the released code calls the standalone layer
+  with ``attention_mask=None`` under eager attention, i.e. **without a causal mask**
+  (every token attends to every token, in training and validation);
+* ``keep="last"``: the released code's "best state" is ``model.state_dict()``, which
+  aliases the live parameters, so the state it reloads is the last one;
+* ``betas``: AdamW betas (the released LLM-loss variant uses (0.9, 0.95));
+* ``schedule="released"``: the released LR trajectory of the chosen loss, see
+  :func:`released_lr_factor`; ``grad_clip=0``: no clipping (released LLM-loss variant);
+* the released code scores and trains in fp32: the workflow's per-variant ``dtype``.
+
+Not reproduced: gradient accumulation (each of our optimiser steps is one batch of
+``batch_size`` chunks), the per-epoch-only validation, the LLM-loss variant's bf16
+autocast and its ``"layers.{j}"`` substring match (which also unfreezes layers j0–j9).
 
 Teacher states (the dense ``h[j*]`` and ``h[j*+n+1]`` of every chunk): ``teacher="stored"``
 computes them once and keeps them in memory (``2 × tokens × hidden × 4`` bytes: 2 TB for
-LLaMA-2-7B on the released ~61M tokens, the released code's own memory problem, baselines.md §8);
+LLaMA-2-7B on the released ~61M tokens, the released code's own memory problem);
 ``teacher="streaming"`` recomputes them per batch from the dense model (``j*+n+1`` dense layer
 forwards per step, no storage). Both give the same numbers.
 """
@@ -32,6 +45,7 @@ forwards per step, no storage). Both give the same numbers.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,6 +81,9 @@ class StreamlineSettings:
     teacher: Literal["stored", "streaming"] = "stored"
     schedule: Literal["per_step", "released"] = "per_step"
     accumulation: int = 16   # the released code's gradient_accumulation_step (schedule "released" only)
+    attention: Literal["causal", "released"] = "causal"  # released: no causal mask (MSE variant)
+    keep: Literal["best", "last"] = "best"               # last: the released aliasing keeps the last state
+    betas: tuple[float, float] = (0.9, 0.999)            # AdamW betas (released LLM-loss variant: 0.9, 0.95)
     seed: int = 10
     checkpoint_every: int = 10
 
@@ -114,8 +131,9 @@ def schedule_length(settings: StreamlineSettings) -> tuple[int, int]:
     ``released``: the released code builds the schedule for half the number of micro-batches
     (T = epochs × steps × accumulation / 2, w = warmup_ratio × T) but steps it once per optimiser step
     (every ``accumulation`` micro-batches), so training ends at 2/accumulation of the cosine (1/8 for 16)
-    and the LR stays near its peak (baselines.md §8, "code quirk"). Each of our optimiser steps is one
-    batch (no gradient accumulation), so only the LR trajectory is the released one.
+    and the LR stays near its peak. Each of our optimiser steps is one batch (no gradient accumulation),
+    so only the LR trajectory is the released one. This is the rounded summary; the ``released`` schedule
+    itself is :func:`released_lr_factor` (float warmup, per loss).
     """
     total = settings.epochs * settings.steps
     if settings.schedule == "released":
@@ -125,11 +143,57 @@ def schedule_length(settings: StreamlineSettings) -> tuple[int, int]:
     return total, round(settings.warmup_ratio * total)
 
 
+def released_lr_factor(step: int, settings: StreamlineSettings) -> float:
+    """LR factor (of ``lr``) of optimiser step ``step`` under the released schedule of ``settings.loss``.
+
+    The released scheduler (``get_cosine_schedule_with_warmup`` of LLM-Streamline) is
+    ``λ(s) = s/w`` for ``s < w``, else ``(m + max(0, ½(1 + cos(π·(s−w)/(T−w))))·(lr − m)) / lr``
+    (``m = min_lr``, ``w`` a float, no clamp of the progress), built for ``M = epochs × steps ×
+    accumulation`` micro-batches:
+
+    * MSE variant: ``T = M/2``, ``w = warmup_ratio·M/2``, stepped once per optimiser step, so step
+      ``k`` runs at ``λ(k)`` and training ends ``2/accumulation`` of the way down the cosine;
+    * LLM-loss variant: ``T = M/2``, ``w = warmup_ratio·M``, stepped every micro-batch (the scheduler is
+      not wrapped by ``accelerate``), so optimiser step ``k`` (after micro-batch ``kA + A − 1``) runs at
+      ``λ(kA + A − 1)``: the LR reaches ``min_lr`` half-way and climbs back to ``lr`` by the end.
+    """
+    a = settings.accumulation
+    micro = settings.epochs * settings.steps * a
+    total = 0.5 * micro
+    if settings.loss == "mse":
+        s, warmup = step, settings.warmup_ratio * micro * 0.5
+    else:
+        s, warmup = step * a + a - 1, settings.warmup_ratio * micro
+    if s < warmup:
+        return s / max(1.0, warmup)
+    progress = (s - warmup) / max(1.0, total - warmup)
+    lam = max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+    return (settings.min_lr + lam * (settings.lr - settings.min_lr)) / settings.lr
+
+
+def check_settings(settings: StreamlineSettings) -> None:
+    """Clear errors for values the dataclass's types do not enforce."""
+    allowed = {"loss": ("mse", "lm"), "teacher": ("stored", "streaming"), "schedule": ("per_step", "released"),
+               "attention": ("causal", "released"), "keep": ("best", "last")}
+    for key, values in allowed.items():
+        if getattr(settings, key) not in values:
+            raise ValueError(f"LLM-Streamline setting `{key}`: value {getattr(settings, key)!r} is not allowed; "
+                             f"allowed: {', '.join(values)}")
+    if settings.attention == "released" and settings.loss != "mse":
+        raise ValueError("LLM-Streamline setting `attention`: value 'released' is only for loss 'mse' (the "
+                         "released LLM-loss variant trains inside the pruned model, with the causal mask); "
+                         "allowed with loss 'lm': causal")
+    if len(settings.betas) != 2 or not all(0 <= b < 1 for b in settings.betas):
+        raise ValueError(f"LLM-Streamline setting `betas`: value {list(settings.betas)!r} is not allowed; "
+                         "allowed: two numbers in [0, 1)")
+
+
 def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSettings, store: ResumeStore, *,
                stop: StopHook | None = None, progress: bool = True):
     """Return ``(pruned model, DistillResult)``; ``dense`` is left unchanged."""
     if n_remove < 1:
         raise ValueError(f"LLM-Streamline needs at least one layer to remove, got {n_remove}")
+    check_settings(settings)
     dense.eval()
     L = arch.num_layers(dense)
     train_chunks, val_chunks = split_validation(chunks, settings.val_chunks)
@@ -152,12 +216,21 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
     runner = LayerwiseRunner(model, chunks[:1], batch_size=1, device=device)
     order = BatchOrder(n_train, settings.batch_size, settings.seed)
 
+    def apply_new_layer(h: Tensor) -> Tensor:
+        """The replacement layer on ``h``: causal as in the model, or without any mask (released)."""
+        if settings.attention == "causal":
+            return runner.apply_layer(layer, h, j)
+        ctx = runner._context(h)
+        out = layer(h, attention_mask=None, is_causal=False, position_ids=ctx["pos"],
+                    position_embeddings=ctx["rope"], use_cache=False)
+        return out[0] if isinstance(out, tuple) else out
+
     def batch_loss(idx: Tensor) -> Tensor:
         """MSE of the new layer against the dense output of the window, or the LM loss through the pruned model."""
         states = teacher.batch(idx)
         h = states[a_in].to(device)
         if settings.loss == "mse":
-            return hidden_mse(runner.apply_layer(layer, h, j), states[a_out].to(device))
+            return hidden_mse(apply_new_layer(h), states[a_out].to(device))
         for i in range(j, arch.num_layers(model)):
             h = runner.apply_layer(model.model.layers[i], h, i)
         return lm_loss(model.lm_head(arch.final_norm(model)(h)), chunks[idx].to(device))
@@ -175,10 +248,15 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
         return sum(losses) / len(val_idx)
 
     total = settings.epochs * settings.steps
-    optimizer = torch.optim.AdamW(params.values(), lr=settings.lr, weight_decay=settings.weight_decay)
-    sched_total, sched_warmup = schedule_length(settings)
-    scheduler = cosine_with_warmup(optimizer, sched_total, sched_warmup, settings.min_lr / settings.lr)
-    validation = Validation(val_loss, settings.eval_every) if len(val_idx) else None
+    optimizer = torch.optim.AdamW(params.values(), lr=settings.lr, weight_decay=settings.weight_decay,
+                                  betas=tuple(float(b) for b in settings.betas))
+    if settings.schedule == "released":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: released_lr_factor(k, settings))
+    else:
+        sched_total, sched_warmup = schedule_length(settings)
+        scheduler = cosine_with_warmup(optimizer, sched_total, sched_warmup, settings.min_lr / settings.lr)
+    validation = (Validation(val_loss, settings.eval_every, keep_best=settings.keep == "best")
+                  if len(val_idx) else None)
     phase = Phase("streamline", params, optimizer, scheduler, total, step_loss, position=order.position,
                   grad_clip=settings.grad_clip, validation=validation)
     with fp32_trainable(model, [layer]):  # also takes the fp32 teacher states as inputs on a bf16 model
@@ -187,6 +265,7 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
         p.requires_grad_(False)
     budget = TrainingBudget(1, 1, settings.epochs, settings.steps, settings.batch_size, chunks.shape[1])
     details = {"window": [j, j + n_remove], "sbi": [float(v) for v in sbi], "loss": settings.loss,
+               "attention": settings.attention, "keep": settings.keep,
                "layer_groups": replaced_window_groups(L, j, n_remove),
                "trainable_parameters": sorted(layer_parameters(model, j))}
     return model, DistillResult("LLM-Streamline", [result], budget, [j], details)

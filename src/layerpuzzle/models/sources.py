@@ -14,6 +14,7 @@ Every later stage loads the prepared directory with :func:`load_model`
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -40,13 +41,32 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def torch_dtype(name: str, device: str | torch.device = "cpu") -> torch.dtype:
-    """``auto`` = fp32 on CPU (bf16 is several times slower there), bf16 on GPU."""
+def torch_dtype(name: str, device: str | torch.device = "cpu", path: str | Path | None = None) -> torch.dtype:
+    """``auto`` = fp32 on CPU (bf16 is several times slower there), bf16 on GPU.
+
+    ``checkpoint`` = the dtype the checkpoint in ``path`` declares in its ``config.json`` (``dtype`` or
+    ``torch_dtype``; fp32 when it declares none), i.e. what ``from_pretrained(torch_dtype="auto")`` loads,
+    as the released CoMe code does (LLaMA-2 checkpoints declare float16).
+    """
     if name == "auto":
         return torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
+    if name == "checkpoint":
+        if path is None:
+            raise ValueError("dtype 'checkpoint' needs the checkpoint's path")
+        cfg = json.loads((Path(path) / "config.json").read_text())
+        declared = cfg.get("dtype") or cfg.get("torch_dtype") or "float32"
+        if declared not in DTYPES:
+            raise ValueError(f"dtype {declared!r} declared in {Path(path) / 'config.json'} is not allowed; "
+                             f"allowed: {', '.join(DTYPES)}")
+        return DTYPES[declared]
     if name not in DTYPES:
-        raise ValueError(f"dtype {name!r} not allowed; allowed: auto, {', '.join(DTYPES)}")
+        raise ValueError(f"dtype {name!r} not allowed; allowed: auto, checkpoint, {', '.join(DTYPES)}")
     return DTYPES[name]
+
+
+def run_dtype(variant: dict | None, model_dtype: str) -> str:
+    """The dtype a method variant runs in: its own ``dtype`` setting if it has one, else the model entry's."""
+    return (variant or {}).get("dtype") or model_dtype
 
 
 # ---------------------------------------------------------------------------- preparation
@@ -153,7 +173,7 @@ def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu", tr
     device = resolve_device(device)
     model = AutoModelForCausalLM.from_pretrained(
         str(path),
-        dtype=torch_dtype(dtype, device),
+        dtype=torch_dtype(dtype, device, path),
         use_safetensors=True,
         trust_remote_code=trust_remote_code,
         attn_implementation="sdpa",

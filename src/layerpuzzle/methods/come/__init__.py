@@ -1,4 +1,4 @@
-"""CoMe: concatenation-based merging of adjacent layers ("Layer as Puzzle Pieces", spec come.md).
+"""CoMe: concatenation-based merging of adjacent layers ("Layer as Puzzle Pieces", docs/methods/come.md).
 
 - :mod:`.retention` — retention ratios r_t (Eq. 3), the ρ rule and integer unit budgets.
 - :mod:`.concat_merge` — the concatenation-based merge of a window (Eq. 5).

@@ -1,4 +1,4 @@
-"""The CoMe ablations of Tables 11–14 (LLaMA-2-7B at ~30 % in the paper; come.md §9), ours beside the paper's.
+"""The CoMe ablations of Tables 11–14 (LLaMA-2-7B at ~30 % in the paper; docs/methods/come.md), ours beside the paper's.
 
 Each table varies one setting of CoMe with everything else at the model's
 default run:

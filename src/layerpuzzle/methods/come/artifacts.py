@@ -1,4 +1,4 @@
-"""A CoMe / CoMe-P run as a checkpoint directory (come.md §5 "Per-iteration importance tensors").
+"""A CoMe / CoMe-P run as a checkpoint directory (docs/methods/come.md).
 
 Besides the HF weights, tokenizer, README card, ``layer_map.json`` and
 ``pruning.json`` of :func:`~layerpuzzle.models.checkpoint.save_pruned`:

@@ -1,4 +1,4 @@
-"""Concatenation-based merge of adjacent decoder layers (paper Eq. 5; spec come.md §4).
+"""Concatenation-based merge of adjacent decoder layers (paper Eq. 5; docs/methods/come.md).
 
 Layer t of the window (ascending index, lower layer first) keeps
 K_t = distribute_and_round(N, r)_t units with the highest sensitivity

@@ -1,4 +1,4 @@
-"""Re-scoring a progressively merged model, incrementally or in full (come.md §5 "Cost").
+"""Re-scoring a progressively merged model, incrementally or in full (docs/methods/come.md).
 
 Merging the window ``l*..l*+m'`` changes no residual stream ``h[k]`` with
 ``k <= l*``.  So after a merge only what depends on a deeper state is

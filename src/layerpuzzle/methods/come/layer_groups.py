@@ -1,4 +1,4 @@
-"""Which original layers every current layer stands for: the layer map P (come.md §5).
+"""Which original layers every current layer stands for: the layer map P (docs/methods/come.md).
 
 A *group* is the sorted list of original layer indices a current layer was
 merged from (``[k]`` for an untouched layer).  Merging the window
@@ -11,7 +11,7 @@ released code's ``count_elements``; it sets the ρ^(1/(n_leaves-1)) threshold).
 
 For hierarchical distillation only *merged* groups enter P: student layer
 ``b`` is matched with teacher layer ``a = max(group_b)``, the last original
-layer of its group (Alg. 1 line 11; come.md §5 "Layer map P").
+layer of its group (Alg. 1 line 11; docs/methods/come.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""BI, SBI and channel sensitivities of the *current* model, under each estimator (come.md §1–§2).
+"""BI, SBI and channel sensitivities of the *current* model, under each estimator (docs/methods/come.md).
 
 Notation: ``h[k]`` is the residual stream entering layer ``k`` (``h[0]`` the
 embeddings, ``h[L]`` the last layer's output, raw or after the final norm).
@@ -15,7 +15,7 @@ Estimators (switches of CoMe/CoMe-P):
   ``angular_all`` (released CoMe-P): ``mean_t arccos(clamp(cos, 0, 1)) / π`` over all tokens.
 
 The released CoMe scores a fixed 2-layer span whatever its ``--merge-item``;
-here every estimator scores the span that is actually merged (come.md §1.2).
+here every estimator scores the span that is actually merged (docs/methods/come.md).
 Constant normalisers (``/L``, ``/(L-m)``) change neither an argmin nor the
 ratios of Eq. 3.
 """

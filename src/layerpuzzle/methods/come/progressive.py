@@ -1,4 +1,4 @@
-"""CoMe's progressive loop (paper Alg. 1; spec come.md §5).
+"""CoMe's progressive loop (paper Alg. 1; docs/methods/come.md).
 
     groups = [[0], ..., [L0-1]]
     while L_cur > L_target:
@@ -50,7 +50,7 @@ Remerge = Literal["allowed", "forbidden"]
 # ---------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class LoopSettings:
-    """Switches shared by CoMe and CoMe-P; every default is the paper's reading (come.md §13)."""
+    """Switches shared by CoMe and CoMe-P; every default is the paper's reading (docs/methods/come.md)."""
 
     layers_per_merge: int = 2  # m + 1 (App. B.1: two layers per iteration)
     sbi_estimator: str = "cosine_mean"  # cosine_mean | released | angular_all
@@ -84,11 +84,14 @@ class ComeSettings(LoopSettings):
     p: float = 1.0
     rho: float = 0.0
     rho_rule: str = "paper"  # paper: ρ | released: ρ^(1/(n_leaves-1))
+    sbi_span: str = "merged"  # merged: score the window merged | released: a fixed 2-layer span (see released_sbi)
 
     def check(self) -> None:
         super().check()
         if self.rho_rule not in ("paper", "released"):
             raise ValueError(f"rho_rule={self.rho_rule!r} is not allowed; allowed: paper, released")
+        if self.sbi_span not in ("merged", "released"):
+            raise ValueError(f"sbi_span={self.sbi_span!r} is not allowed; allowed: merged, released")
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,29 @@ def blocked_sbi(sbi: Sequence[float], groups: Sequence[Sequence[int]], span: int
     return out
 
 
+def released_sbi(scores: ModelScores, groups: Sequence[Sequence[int]], layers_per_merge: int, estimator: str,
+                 remerge: str) -> np.ndarray:
+    """The window scores of the released CoMe loop, whatever window it then merges (``sbi_span: released``).
+
+    The released code scores every start ``l`` by the fixed 2-layer pair ``h[l]`` vs ``h[l+2]``
+    (``compute_bi(..., n_prune_layers=2)``), keeps the first ``L − m + 1`` of them (``m`` = ``--merge-item``,
+    also in the last iteration when fewer layers are merged), and with ``--wo-repeat`` sets ``+inf`` at the
+    starts ``i − (m − 1) .. i + m − 2`` of every merged layer ``i`` (for ``m = 2``: the windows touching it).
+    """
+    n_starts = len(groups) - layers_per_merge + 1
+    if n_starts < 1:
+        return np.zeros(1)  # the released code takes index 0 when it scores nothing
+    out = np.asarray(scores.sbi(1, estimator), dtype=np.float64)[:n_starts].copy()
+    out[np.isnan(out)] = math.inf
+    if remerge == "forbidden":
+        m = layers_per_merge
+        for i, g in enumerate(groups):
+            if len(g) > 1:
+                for s in range(max(0, i - (m - 1)), min(n_starts, i + m - 1)):
+                    out[s] = math.inf
+    return out
+
+
 def choose_window(sbi: Sequence[float]) -> int:
     """l* = argmin SBI, the first on ties; every window blocked is an error."""
     s = np.asarray(sbi, dtype=np.float64)
@@ -251,7 +277,10 @@ def progressive_merge(model, input_ids: torch.Tensor, n_remove: int, settings: L
         span = min(settings.max_span, L - target)
         scores = scorer.score(rescore_from)
         bi = scores.bi(settings.bi_estimator)
-        sbi = blocked_sbi(scores.sbi(span, settings.sbi_estimator), groups, span, settings.remerge)
+        if getattr(settings, "sbi_span", "merged") == "released":
+            sbi = released_sbi(scores, groups, settings.layers_per_merge, settings.sbi_estimator, settings.remerge)
+        else:
+            sbi = blocked_sbi(scores.sbi(span, settings.sbi_estimator), groups, span, settings.remerge)
         start = choose_window(sbi)
         stop = start + span
         ctx = WindowContext(model=model, runner=runner, scorer=scorer, scores=scores, groups=groups, start=start,

@@ -1,4 +1,4 @@
-"""Retention ratios r_t of the layers in a merge window (paper Eq. 3; spec come.md §3).
+"""Retention ratios r_t of the layers in a merge window (paper Eq. 3; docs/methods/come.md).
 
     n_t = BI_t / Σ BI            e_t = n_t^p            r_t = e_t / Σ e
     if max r < ρ:  r_{t*} = ρ,  r_t ← (1-ρ) · r_t / Σ_{t≠t*} r_t   (t* = first argmax)
@@ -61,7 +61,7 @@ def retention_ratios(bi: Sequence[float], p: float, rho: float = 0.0) -> np.ndar
 def rho_threshold(rho: float, n_leaves: int, rule: ThresholdRule = "paper") -> float:
     """ρ actually compared with max r_t for a window covering ``n_leaves`` original layers.
 
-    ``paper``: ρ.  ``released`` (official code, CODE≠PAPER, come.md §3.2):
+    ``paper``: ρ.  ``released`` (official code, CODE≠PAPER, docs/methods/come.md):
     ρ^(1/(n_leaves-1)), so re-merging a merged pair with a third layer uses √ρ.
     """
     if n_leaves < 2:

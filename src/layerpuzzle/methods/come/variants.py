@@ -30,7 +30,8 @@ _COMMON_KEYS = {
     "calib_packing": str,
 }
 VARIANT_KEYS = {
-    "come": {**_COMMON_KEYS, "p": float, "rho": float, "rho_rule": str, "layers_per_merge": int, "bi_estimator": str},
+    "come": {**_COMMON_KEYS, "p": float, "rho": float, "rho_rule": str, "layers_per_merge": int, "bi_estimator": str,
+             "sbi_span": str},
     "come_p": {**_COMMON_KEYS, "granularity": int},
 }
 SETTING_KEYS = {
@@ -38,6 +39,8 @@ SETTING_KEYS = {
              "qk_norm", "p", "rho", "rho_rule"),
     "come_p": ("sbi_estimator", "remerge", "last_layer_output", "query_mapping", "qk_norm", "granularity"),
 }
+# settings without a method-level default: absent unless set (so the settings of existing runs stay as they were)
+OPTIONAL_SETTING_KEYS = {"come": ("sbi_span",), "come_p": ()}
 EXECUTION_KEYS = ("recompute", "cache_every", "batch_size")
 DISPLAY_NAMES = {"come": "CoMe", "come_p": "CoMe-P"}
 
@@ -76,6 +79,10 @@ def resolve_settings(key: str, method_cfg: Mapping[str, Any], model: str, varian
         if name in ("p", "rho"):
             value = float(value)
         out[name] = value
+    for name in OPTIONAL_SETTING_KEYS.get(key, ()):
+        value = variant.get(name, per_model.get(name, method_cfg.get(name)))
+        if value is not None:
+            out[name] = value
     return out
 
 

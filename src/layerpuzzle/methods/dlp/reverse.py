@@ -1,9 +1,9 @@
-"""Reverse: remove the last layers first (CoMe's ``methods/reverse.py``; come.md §11).
+"""Reverse: remove the last layers first (CoMe's ``methods/reverse.py``; docs/methods/reverse.md).
 
 The order is ``L-1-keep_last, L-2-keep_last, …, 0``; the ``keep_last`` final
 layers (the released code's ``--retain-layer``) are listed at the end, flagged
 as protected.  Not in the paper's tables; a data-free reference point (it is
-also what the released MKA code amounts to, baselines.md §6).
+also what the released MKA code amounts to, docs/methods/mka.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MKA (Manifold-based Knowledge Alignment; baselines.md §6).
+"""MKA (Manifold-based Knowledge Alignment; docs/methods/mka.md).
 
 * :mod:`.prompts` — the zero-shot MMLU calibration prompts (first ``num_tasks``
   subjects, ``num_samples`` random questions each);

@@ -1,4 +1,4 @@
-"""Inputs of every decoder layer on the MKA prompts (baselines.md §6 step 2).
+"""Inputs of every decoder layer on the MKA prompts (docs/methods/mka.md step 2).
 
 The released code runs one full forward per (prompt, layer) and keeps
 ``hidden_states[l]`` — the *input* of decoder layer ``l`` (``l = 0`` is the

@@ -1,4 +1,4 @@
-"""MKA fusion ratios and the merge loop (baselines.md §6 steps 6–7).
+"""MKA fusion ratios and the merge loop (docs/methods/mka.md; MKA ``pipeline.py`` steps 6–7).
 
 Ratio of a pair (i, j), from the NPIB matrix S computed once on the dense model
 (``compute_fusion_ratios``, β = 1):
@@ -15,7 +15,7 @@ code; the paper's most-similar-pair selection is not implemented there).
 * ``described``: W_i ← λ W_i + (1 − λ) W_j for the 7 projection weights, then
   layer j is deleted.  Biases stay layer i's (the paper: biases are not fused);
   RMSNorm weights stay layer i's unless ``fuse_norms`` (CoMe's own MKA
-  reimplementation fuses both norms with the same ratio, come.md §11).
+  reimplementation fuses both norms with the same ratio, docs/methods/mka.md).
 * ``released``: the code writes the fused tensors into a throw-away
   ``state_dict()`` copy, so nothing is fused: the result is the dense model with
   its last ``n`` layers deleted.  The ratios are still computed and logged.

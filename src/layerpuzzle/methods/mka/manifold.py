@@ -1,4 +1,4 @@
-"""Diffusion-kernel manifold embedding of one layer's activations (baselines.md §6 steps 3–4).
+"""Diffusion-kernel manifold embedding of one layer's activations (docs/methods/mka.md steps 3–4).
 
 Each calibration prompt ``s`` gives a point ``x_s`` = the layer input, zero-padded
 to ``max_tokens`` × hidden (512 × H) and flattened.  With the Euclidean

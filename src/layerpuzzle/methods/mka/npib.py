@@ -1,4 +1,4 @@
-"""NPIB layer similarity (baselines.md §6 step 5; MKA ``compute_similarity_matrix_npib_global``).
+"""NPIB layer similarity (docs/methods/mka.md; MKA ``compute_similarity_matrix_npib_global``).
 
 For the rank-normalised embeddings E_i (N × d) of layers i and j:
 
@@ -8,8 +8,13 @@ For the rank-normalised embeddings E_i (N × d) of layers i and j:
 
 Rank-normalised data in [0, 1)^d usually has negative differential entropy for
 every layer, so the product is positive; mixed signs give NaN, as in the code.
-Deviations: ``k`` is capped at N − 1 (the code fails for N ≤ 50), and the KSG
-jitter uses ``random_state=seed`` instead of the unseeded global RNG.
+The KSG estimator adds a random jitter. The released code leaves ``random_state``
+unset, so the jitter comes from NumPy's global RNG, which its ``set_seed(1)`` seeds
+once before anything draws from it: the calls draw one after the other, in the
+loop order i ≤ j, then target dimension. ``seed="released"`` reproduces that (one
+``RandomState(1)`` shared by every call in that order); an integer seed (the default,
+10) reseeds every call with ``random_state=seed`` instead.
+Deviation: ``k`` is capped at N − 1 (the code fails for N ≤ 50).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ def knn_entropy(x: np.ndarray, k: int = 50) -> float:
         return float(-np.mean(np.log(k / (n * dist[:, -1] ** d))))
 
 
-def mutual_information(e_i: np.ndarray, e_j: np.ndarray, n_neighbors: int = 5, seed: int = 0) -> float:
+def mutual_information(e_i: np.ndarray, e_j: np.ndarray, n_neighbors: int = 5,
+                       seed: int | np.random.RandomState = 0) -> float:
     """Mean over the target dimensions of E_j of the mean KSG MI between E_i's features and that dimension."""
     return float(np.mean([
         np.mean(mutual_info_regression(e_i, e_j[:, dim], discrete_features=False, n_neighbors=n_neighbors,
@@ -41,8 +47,11 @@ def mutual_information(e_i: np.ndarray, e_j: np.ndarray, n_neighbors: int = 5, s
 
 
 def npib_matrix(embeddings: Sequence[np.ndarray], n_neighbors: int = 5, k_entropy: int = 50,
-                seed: int = 0) -> np.ndarray:
-    """(L, L) symmetric NPIB similarity of the layers' embeddings."""
+                seed: int | str = 0) -> np.ndarray:
+    """(L, L) symmetric NPIB similarity of the layers' embeddings (``seed``: an integer, or ``"released"``)."""
+    if isinstance(seed, str) and seed != "released":
+        raise ValueError(f"npib seed: value {seed!r} is not allowed; allowed: an integer or 'released'")
+    jitter = np.random.RandomState(1) if seed == "released" else seed  # released: set_seed(1)'s global stream
     n = min(e.shape[0] for e in embeddings)
     if n <= n_neighbors:
         raise ValueError(f"NPIB needs more than n_neighbors={n_neighbors} samples, got {n}")
@@ -54,7 +63,7 @@ def npib_matrix(embeddings: Sequence[np.ndarray], n_neighbors: int = 5, k_entrop
     with np.errstate(invalid="ignore"):
         for i in range(L):
             for j in range(i, L):
-                S[i, j] = S[j, i] = mutual_information(E[i], E[j], n_neighbors, seed) / np.sqrt(H[i] * H[j])
+                S[i, j] = S[j, i] = mutual_information(E[i], E[j], n_neighbors, jitter) / np.sqrt(H[i] * H[j])
     return S
 
 

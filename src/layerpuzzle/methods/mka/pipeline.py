@@ -83,7 +83,7 @@ def run_mka(model_dir: str, npib_path: str, out_dir: str, *, model_name: str, ta
         variant=variant.get("label") or "",
         params={k: v for k, v in variant.items() if k not in ("label", "targets")} | {"beta": beta},
         target_fraction=target_fraction, layer_groups=result.groups,
-        summary="MKA merged the last two layers of the stack repeatedly (baselines.md §6).", notes=notes,
+        summary="MKA merged the last two layers of the stack repeatedly (docs/methods/mka.md).", notes=notes,
         extra_json={"mka.json": {"fusion": fusion, "kernel": kernel, "steps": result.steps}},
     )
     return {"removed": n_remove, "lambdas": [s["lambda_i"] for s in result.steps]}

@@ -1,4 +1,4 @@
-"""MKA's calibration prompts (baselines.md §6 step 1; MKA ``pipeline.py:main``).
+"""MKA's calibration prompts (docs/methods/mka.md step 1; MKA ``pipeline.py:main``).
 
 The MMLU test questions of the first ``num_tasks`` subjects in alphabetical
 order; from each subject ``num_samples`` row indices drawn with Python's

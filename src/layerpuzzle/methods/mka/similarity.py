@@ -1,4 +1,4 @@
-"""The MKA similarity stage end to end: prompts → layer inputs → embeddings → NPIB (baselines.md §6).
+"""The MKA similarity stage end to end: prompts → layer inputs → embeddings → NPIB (docs/methods/mka.md).
 
 Layers are processed one depth at a time (the embeddings of depth l are computed
 as soon as the prompts' inputs of layer l exist), so memory holds one depth of
@@ -27,7 +27,7 @@ class SimilaritySettings:
     max_tokens: int = 512
     n_neighbors: int = 5
     k_entropy: int = 50
-    seed: int = 10
+    seed: int | str = 10  # KSG jitter: reseeded per call, or "released" (the code's global RNG after set_seed(1))
 
 
 @dataclass
