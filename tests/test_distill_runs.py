@@ -96,6 +96,43 @@ def test_come_mp_resume_state_is_dropped_when_the_lrs_change(workspace, monkeypa
     assert interrupted_then([2e-3, 1e-4]) == [None, None]  # other LRs: the old state is not resumed
 
 
+@pytest.mark.parametrize("change", ["dtype", "code"])
+def test_resume_state_from_another_dtype_or_code_is_not_resumed(workspace, monkeypatch, caplog, change):
+    """The fingerprint holds the model's dtype and device and the code version: a state written with another
+    dtype, or by other code, is discarded (the log says which entry differs) and training restarts at step 0."""
+    from layerpuzzle.distill import trainer
+    from layerpuzzle.distill.trainer import STOP_ENV, TrainingInterrupted
+
+    root, dense_dir, come_dir, data = workspace
+    out, state = root / "results/m/pruned/come_mp/sp25/v", root / "results/m/train_state/come_mp/sp25/v"
+
+    def run(dtype):
+        return run_come_job("mp", student_dir=str(come_dir), dense_dir=str(dense_dir), data_path=str(data),
+                            teacher_path=None, out_dir=str(out), state_dir=str(state),
+                            variant={"lrs": [1e-3, 5e-4], "steps": 3, "batch_size": 2, "label": ""},
+                            run_params={}, target_fraction=0.25, base_model="m", dtype=dtype, device="cpu",
+                            checkpoint_every=2, progress=False)
+
+    monkeypatch.setenv(STOP_ENV, "2")
+    with pytest.raises(TrainingInterrupted):
+        run("float32")  # resume state of layer 2 written at step 2
+    monkeypatch.delenv(STOP_ENV)
+    run_json = json.loads((state / "run.json").read_text())
+    assert run_json["dtype"] == "torch.float32" and run_json["device"] == "cpu"
+    assert run_json["code"] == trainer.code_version() and len(run_json["code"]["source_sha256"]) == 64
+    if change == "code":  # as if the package's sources had been edited between the kill and the rerun
+        monkeypatch.setattr(trainer, "_CODE_VERSION", {**trainer.code_version(), "source_sha256": "0" * 64})
+    with caplog.at_level("WARNING", logger="layerpuzzle.distill.trainer"):
+        facts = run("bfloat16" if change == "dtype" else "float32")
+    assert facts["resumed"] == [None, None]
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "discarded and training starts from step 0" in message
+    if change == "dtype":
+        assert "dtype: here 'torch.bfloat16', in the state 'torch.float32'" in message
+    else:
+        assert f"code.source_sha256: here '{'0' * 64}'" in message
+
+
 def test_streamline_job(workspace):
     root, dense_dir, _, data = workspace
     out = root / "results/m/pruned/streamline/sp25/v"

@@ -59,6 +59,26 @@ def test_store_fingerprint_mismatch_discards_state(tmp_path):
     assert ResumeStore(None).load("p") is None  # no-op store
 
 
+def test_code_version_hashes_the_package_sources(tmp_path, monkeypatch, caplog):
+    """code_version = package version + sha256 over (relative path, bytes) of every package .py, reimplemented."""
+    import hashlib
+
+    import layerpuzzle
+    from layerpuzzle.distill import trainer
+
+    root = REPO / "src" / "layerpuzzle"
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    assert trainer.code_version() == {"package": layerpuzzle.__version__, "source_sha256": h.hexdigest()}
+    store = ResumeStore(tmp_path / "s", {"dtype": "torch.float32", "device": "cpu"})
+    store.save("p", {"step": 3})
+    monkeypatch.setattr(trainer, "_CODE_VERSION", {"package": "9.9.9", "source_sha256": h.hexdigest()})
+    with caplog.at_level("WARNING", logger="layerpuzzle.distill.trainer"):
+        assert ResumeStore(tmp_path / "s", {"dtype": "torch.float32", "device": "cpu"}).load("p") is None
+    assert "code.package: here '9.9.9', in the state '0.1.0'" in caplog.text
+
+
 def toy_phase(seed=0, validation=False):
     """Least squares on fixed random data with AdamW, noisy (dropout-like) steps drawing from torch's RNG."""
     g = torch.Generator().manual_seed(seed)

@@ -33,7 +33,7 @@ from .hierarchical import DistillResult, distillation_pairs
 from .streamline import StreamlineSettings, streamline
 from .t_layer import PAPER_TABLE7
 from .teacher_activations import StreamingTeacher, load_teacher, save_teacher, teacher_bytes, teacher_states
-from .trainer import ResumeStore, StopHook
+from .trainer import ResumeStore, StopHook, runtime_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,17 @@ def source_fingerprint(ckpt_dir: str | Path) -> str:
 
 
 def changed_frozen_tensors(model, reference_dir: str | Path, trainable: Sequence[str]) -> list[str]:
-    """Names of the tensors outside ``trainable`` that differ from the checkpoint in ``reference_dir``."""
+    """Names of the tensors outside ``trainable`` that differ from the checkpoint in ``reference_dir``.
+
+    The reference is cast to the model's dtype first (a model loaded in bf16 from an fp32 checkpoint holds the
+    rounded tensors; identical dtypes compare bit for bit as before)."""
     reference: dict[str, torch.Tensor] = {}
     for f in sorted(Path(reference_dir).glob("*.safetensors")):
         reference.update(load_file(str(f)))
     state = model.state_dict()
     skip = set(trainable)
-    return [n for n, t in reference.items() if n not in skip and not torch.equal(state[n].cpu(), t)]
+    return [n for n, t in reference.items()
+            if n not in skip and not torch.equal(state[n].cpu(), t.to(state[n].dtype))]
 
 
 def write_training_artifacts(tmp_dir: Path, result: DistillResult, title: str) -> None:
@@ -159,7 +163,7 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
         teacher, teacher_mode = StreamingTeacher(dense, chunks, [a for _, a in pairs]), "streaming"
     fingerprint = {"kind": kind, "variant": variant, "run": run_params, "source": source_fingerprint(student_dir),
                    "data": file_sha256(data_path), "dense": source_fingerprint(dense_dir),
-                   "lrs": None if lrs is None else [float(x) for x in lrs]}
+                   "lrs": None if lrs is None else [float(x) for x in lrs], **runtime_fingerprint(student)}
     store = ResumeStore(state_dir, fingerprint)
     if kind == "sp":
         settings = settings_from(SPSettings, variant, checkpoint_every=checkpoint_every)
@@ -291,7 +295,7 @@ def _run_training_from_dense(*, method: str, settings_cls: type, train: Callable
     n = layers_to_remove(model.config, target_fraction)
     settings = settings_from(settings_cls, variant, checkpoint_every=checkpoint_every)
     store = ResumeStore(state_dir, {"variant": variant, "run": run_params, "n": n, "data": file_sha256(data_path),
-                                    "dense": source_fingerprint(dense_dir)})
+                                    "dense": source_fingerprint(dense_dir), **runtime_fingerprint(model)})
     trained = train(model, chunks, n, settings, store, progress)
     result = trained.result
     record = training_record(result, seconds=time.time() - started, extra={"data": run_params.get("data"),
