@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..engine.runner import LayerwiseRunner
 from ..methods.fusegpt import CoefInit, FuseLinear, fold_fused, fuse_group, group_bounds, macro_influence
 from ..models import architecture as arch
-from .data import BatchOrder
+from .data import BatchOrder, data_use
 from .hierarchical import DistillResult
 from .losses import batch_dim_kl
 from .t_layer import TrainingBudget
@@ -143,6 +143,7 @@ def fusegpt_train(model, chunks: Tensor, n_remove: int, settings: FuseGPTTrainSe
     total = settings.epochs * settings.steps
     init = CoefInit(kind=settings.coef_init)
     original = list(range(n0))
+    use = data_use(order, total, phases=n_remove, what="iteration")
     phases, iterations = [], []
     for it in range(n_remove):
         name = f"iter{it:02d}"
@@ -187,6 +188,6 @@ def fusegpt_train(model, chunks: Tensor, n_remove: int, settings: FuseGPTTrainSe
     fold_fused(model)
     layers_per_iteration = min(settings.group_size, n0) - 1
     budget = TrainingBudget(n_remove, layers_per_iteration, settings.epochs, settings.steps, bs, chunks.shape[1])
-    result = DistillResult("FuseGPT", phases, budget, [], {"iterations": iterations,
+    result = DistillResult("FuseGPT", phases, budget, [], {"iterations": iterations, "data_use": use,
                                                           "removed_original": [i["removed_original"] for i in iterations]})
     return result, [[o] for o in original]

@@ -29,6 +29,7 @@ from ..models.checkpoint import layers_to_remove, save_pruned
 from ..models.sources import load_model
 from .come_mp import MPSettings, distill_mp
 from .come_sp import SPSettings, distill_sp
+from .data import describe_data_use
 from .hierarchical import DistillResult, distillation_pairs
 from .streamline import StreamlineSettings, streamline
 from .t_layer import PAPER_TABLE7
@@ -196,7 +197,8 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
                  f"({'all merged layers at once' if kind == 'sp' else 'one merged layer at a time'}, "
                  f"paper Alg. {3 if kind == 'sp' else 4}). {_card_budget(result)}"),
         notes=[*COME_ASSUMPTIONS, *(MP_ASSUMPTIONS if kind == "mp" else ()),
-               f"Teacher activations: {teacher_mode}.", "Loss per step: loss_history.csv, loss_curve.png."],
+               f"Teacher activations: {teacher_mode}.", "Loss per step: loss_history.csv, loss_curve.png.",
+               describe_data_use(result.details["data_use"], "merged layer" if kind == "mp" else "phase")],
         extra_json={"training.json": record},
         write_extra=lambda tmp: write_training_artifacts(tmp, result, title))
     store.clear()
@@ -305,7 +307,9 @@ def _run_training_from_dense(*, method: str, settings_cls: type, train: Callable
         variant=variant.get("label") or "", params={**{k: v for k, v in variant.items() if k != "label"},
                                                     **run_params},
         target_fraction=target_fraction, layer_groups=trained.layer_groups,
-        summary=f"{trained.summary} {_card_budget(result)}", notes=trained.notes,
+        summary=f"{trained.summary} {_card_budget(result)}",
+        notes=[*trained.notes, describe_data_use(result.details["data_use"],
+                                                 "iteration" if method == "FuseGPT" else "phase")],
         extra_json={"training.json": record},
         write_extra=lambda tmp: write_training_artifacts(tmp, result, f"{base_model} {trained.curve_title}"))
     store.clear()

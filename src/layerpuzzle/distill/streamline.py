@@ -41,7 +41,7 @@ from torch import Tensor
 from ..engine.block_influence import token_cosine
 from ..engine.runner import LayerwiseRunner
 from ..models import architecture as arch
-from .data import BatchOrder, split_validation
+from .data import BatchOrder, data_use, split_validation
 from .hierarchical import DistillResult, layer_parameters, train_only
 from .precision import fp32_trainable
 from .losses import hidden_mse, lm_loss
@@ -188,5 +188,5 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
     budget = TrainingBudget(1, 1, settings.epochs, settings.steps, settings.batch_size, chunks.shape[1])
     details = {"window": [j, j + n_remove], "sbi": [float(v) for v in sbi], "loss": settings.loss,
                "layer_groups": replaced_window_groups(L, j, n_remove),
-               "trainable_parameters": sorted(layer_parameters(model, j))}
+               "trainable_parameters": sorted(layer_parameters(model, j)), "data_use": data_use(order, total)}
     return model, DistillResult("LLM-Streamline", [result], budget, [j], details)
