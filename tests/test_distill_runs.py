@@ -151,6 +151,9 @@ def test_streamline_job(workspace):
     lmap = json.loads((out / "layer_map.json").read_text())
     assert len(lmap) == 6 and lmap[j0]["teacher_layers"] == [j0, j0 + 1, j0 + 2]
     assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 6
+    use = json.loads((out / "training.json").read_text())["data_use"]  # 10 − 2 validation chunks, 4 × 2 drawn
+    assert (use["chunks"], use["samples_per_phase"], use["passes_per_phase"]) == (8, 8, 1.0) and not use["wraps"]
+    assert "= 8 chunks drawn from 8 per phase, 1 pass(es) over the data." in (out / "README.md").read_text()
 
 
 def test_fusegpt_job(workspace):
@@ -167,6 +170,9 @@ def test_fusegpt_job(workspace):
     kept = [e["teacher_layers"] for e in json.loads((out / "layer_map.json").read_text())]
     assert len(kept) == 6 and not set(removed) & {i for g in kept for i in g[:1]}
     assert facts["budget"]["T_layer"] > 0 and not (root / "state").exists()  # resume state removed
+    use = json.loads((out / "training.json").read_text())["data_use"]  # 2 steps × 2 of 10 chunks, per iteration
+    assert (use["passes_per_phase"], use["phases"], use["phases_share_batches"]) == (0.4, 2, True)
+    assert "all 2 iterations use the same batch sequence." in (out / "README.md").read_text()
     assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 6
 
 
