@@ -66,8 +66,9 @@ def test_come_jobs_write_loadable_checkpoints_and_remove_the_resume_state(worksp
         use = training["data_use"]  # 10 chunks; sp: 4 steps x 2 = 0.8 passes; mp: 3 x 2 = 0.6 per layer, 2 layers
         assert (use["passes_per_phase"], use["wraps"], use["phases"]) == ((0.8, False, 1) if kind == "sp"
                                                                            else (0.6, False, 2))
+        card = (out / "README.md").read_text()
         assert ("0.6 pass(es) over the data; all 2 merged layers use the same batch sequence." if kind == "mp"
-                else "= 8 chunks drawn from 10 per phase, 0.8 pass(es) over the data.") in (out / "README.md").read_text()
+                else "= 8 chunks drawn from 10 per phase, 0.8 pass(es) over the data.") in card
         history = (out / "loss_history.csv").read_text().splitlines()
         assert len(history) == 1 + (4 if kind == "sp" else 6)
         info = training_info(out)

@@ -84,9 +84,10 @@ def data_use(order: BatchOrder, steps: int, phases: int = 1, what: str = "phase"
               "samples_per_phase": samples, "passes_per_phase": samples / order.n_chunks,
               "wraps": samples > order.n_chunks, "phases": phases, "phases_share_batches": phases > 1}
     if record["wraps"]:
+        shared = f" (and each of the {phases} {what}s is trained on the same batch sequence)" if phases > 1 else ""
         log.warning("training data: %d steps x batch %d = %d chunks drawn from %d: %.3g passes over the data, "
-                    "the batches repeat%s", steps, order.batch_size, samples, order.n_chunks, record["passes_per_phase"],
-                    f" (and each of the {phases} {what}s is trained on the same batch sequence)" if phases > 1 else "")
+                    "the batches repeat%s", steps, order.batch_size, samples, order.n_chunks,
+                    record["passes_per_phase"], shared)
     elif phases > 1:
         log.info("training data: each of the %d %ss is trained on the same %d of %d chunks", phases, what,
                  samples, order.n_chunks)
