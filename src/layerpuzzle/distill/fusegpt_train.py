@@ -25,7 +25,11 @@ forwards without gradients use a temporary fold (:func:`folded_view`).
 
 Resume: each iteration is a phase ``iterNN``; its removed layer is saved as a
 ``plan`` in the store, so a rerun replays finished iterations (fuse + load the
-trained parameters) without recomputing Macro Influence or training.
+trained parameters) without recomputing Macro Influence or training, and resumes
+the interrupted iteration inside it: the group's input and teacher are recomputed
+from the replayed stack, the fusion is rebuilt (same seed), and its last step
+checkpoint restores parameters, optimiser, scheduler and RNG (tested: the rerun
+executes only the remaining steps, bit-identical to an uninterrupted run).
 """
 
 from __future__ import annotations
