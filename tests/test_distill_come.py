@@ -1,5 +1,6 @@
 """CoMe-sp / CoMe-mp hierarchical distillation on a tiny merged model (come.md §7)."""
 import copy
+import math
 
 import pytest
 import torch
@@ -21,6 +22,8 @@ from layerpuzzle.engine.runner import LayerwiseRunner
 from layerpuzzle.methods.come import merge_window
 from layerpuzzle.models.checkpoint import layer_map_from_groups
 from layerpuzzle.models.random_models import build_random_model
+
+from training_probe import OptimizerProbe
 
 
 GROUPS = [[0], [1], [2, 3], [4], [5, 6], [7]]  # 8 -> 6 layers: student 2 = merge(2, 3), student 4 = merge(5, 6)
@@ -141,8 +144,14 @@ def test_come_mp_resume_after_interrupts_is_bit_identical(tmp_path):
             distill_mp(copy.deepcopy(student), chunks, teacher, pairs, settings, ResumeStore(tmp_path, {"t": 1}),
                        stop=StopHook(stop_after), progress=False)
     resumed = copy.deepcopy(student)
-    result = distill_mp(resumed, chunks, teacher, pairs, settings, ResumeStore(tmp_path, {"t": 1}), progress=False)
+    with OptimizerProbe() as probe:
+        result = distill_mp(resumed, chunks, teacher, pairs, settings, ResumeStore(tmp_path, {"t": 1}),
+                            progress=False)
     assert result.phases[0].skipped and result.phases[1].resumed_from == 2
+    # the rerun executed only the 3 steps left of layer 4 (5 − 2), with the LRs of steps 2..4 of its cosine
+    assert len(probe.steps) == 3 and [p.steps_run for p in result.phases] == [0, 3]
+    assert probe.lrs(probe.optimizers()[0]) == pytest.approx([1e-3 * 0.5 * (1 + math.cos(math.pi * s / 5))
+                                                              for s in (2, 3, 4)], rel=1e-12)
     assert tensors_sha256(resumed.state_dict()) == tensors_sha256(ref.state_dict())
 
 

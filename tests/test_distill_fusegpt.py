@@ -1,5 +1,6 @@
 """FuseGPT with group-local training (baselines.md §7) on a tiny model."""
 import copy
+import math
 
 import pytest
 import torch
@@ -8,6 +9,8 @@ from layerpuzzle.distill.fusegpt_train import FuseGPTTrainSettings, fusegpt_trai
 from layerpuzzle.distill.trainer import ResumeStore, StopHook, TrainingInterrupted, tensors_sha256
 from layerpuzzle.methods.fusegpt import fusegpt_prune
 from layerpuzzle.models.random_models import build_random_model
+
+from training_probe import OptimizerProbe
 
 
 SMALL = dict(rank=8, lora_rank=8, batch_size=2, mi_chunks=2, group_size=4)
@@ -56,18 +59,29 @@ def test_training_lowers_the_group_loss_and_touches_only_the_group():
     assert result.budget.layers_per_iteration == 3 and result.budget.t_layer == 1 * 3 * 3 * 3 * 2 * 16
 
 
-def test_resume_replays_finished_iterations_bit_identically(tmp_path):
+@pytest.mark.parametrize("stop_after, resumed, steps_run", [
+    (3, [2, None], [4, 6]),      # killed inside iteration 0 (step 3; checkpoint at step 2)
+    (9, [None, 2], [0, 4]),      # iteration 0 done (6 ticks: 5 steps + its end); killed at step 3 of iteration 1
+])
+def test_resume_inside_an_iteration_is_bit_identical(tmp_path, stop_after, resumed, steps_run):
+    """A rerun replays finished iterations (no training) and resumes the interrupted one at its last checkpoint."""
     dense, chunks = setup()
-    settings = FuseGPTTrainSettings(epochs=2, steps=2, coef_lr=1e-2, checkpoint_every=3, **SMALL)
+    settings = FuseGPTTrainSettings(epochs=2, steps=3, coef_lr=1e-2, checkpoint_every=2, **SMALL)
     ref = copy.deepcopy(dense)
     fusegpt_train(ref, chunks, 2, settings, ResumeStore(None), progress=False)
-    for stop_after in (2, 4):  # inside iteration 0; inside iteration 1
-        with pytest.raises(TrainingInterrupted):
-            fusegpt_train(copy.deepcopy(dense), chunks, 2, settings, ResumeStore(tmp_path, {"t": 1}),
-                          stop=StopHook(stop_after), progress=False)
+    with pytest.raises(TrainingInterrupted):
+        fusegpt_train(copy.deepcopy(dense), chunks, 2, settings, ResumeStore(tmp_path, {"t": 1}),
+                      stop=StopHook(stop_after), progress=False)
     model = copy.deepcopy(dense)
-    result, _ = fusegpt_train(model, chunks, 2, settings, ResumeStore(tmp_path, {"t": 1}), progress=False)
-    assert result.phases[0].skipped
+    with OptimizerProbe() as probe:
+        result, _ = fusegpt_train(model, chunks, 2, settings, ResumeStore(tmp_path, {"t": 1}), progress=False)
+    assert [p.resumed_from for p in result.phases] == resumed
+    assert [p.skipped for p in result.phases] == [resumed[0] is None, False]
+    assert [p.steps_run for p in result.phases] == steps_run and len(probe.steps) == sum(steps_run)
+    # the resumed iteration continues its CosineAnnealingLR (T_max = 6) at step 2: lr·½(1 + cos(π s/6)), s = 2..5
+    first_resumed = probe.optimizers()[0]
+    assert probe.lrs(first_resumed, 1) == pytest.approx(
+        [1e-2 * 0.5 * (1 + math.cos(math.pi * s / 6)) for s in range(2, 6)], rel=1e-9)
     assert tensors_sha256(model.state_dict()) == tensors_sha256(ref.state_dict())
 
 

@@ -63,6 +63,12 @@ def test_come_jobs_write_loadable_checkpoints_and_remove_the_resume_state(worksp
         new, old = load_file(str(out / "model.safetensors")), load_file(str(come_dir / "model.safetensors"))
         for k in old:
             assert torch.equal(new[k], old[k]) == (not k.startswith(("model.layers.2.", "model.layers.4."))), k
+        use = training["data_use"]  # 10 chunks; sp: 4 steps x 2 = 0.8 passes; mp: 3 x 2 = 0.6 per layer, 2 layers
+        assert (use["passes_per_phase"], use["wraps"], use["phases"]) == ((0.8, False, 1) if kind == "sp"
+                                                                           else (0.6, False, 2))
+        card = (out / "README.md").read_text()
+        assert ("0.6 pass(es) over the data; all 2 merged layers use the same batch sequence." if kind == "mp"
+                else "= 8 chunks drawn from 10 per phase, 0.8 pass(es) over the data.") in card
         history = (out / "loss_history.csv").read_text().splitlines()
         assert len(history) == 1 + (4 if kind == "sp" else 6)
         info = training_info(out)
@@ -96,6 +102,43 @@ def test_come_mp_resume_state_is_dropped_when_the_lrs_change(workspace, monkeypa
     assert interrupted_then([2e-3, 1e-4]) == [None, None]  # other LRs: the old state is not resumed
 
 
+@pytest.mark.parametrize("change", ["dtype", "code"])
+def test_resume_state_from_another_dtype_or_code_is_not_resumed(workspace, monkeypatch, caplog, change):
+    """The fingerprint holds the model's dtype and device and the code version: a state written with another
+    dtype, or by other code, is discarded (the log says which entry differs) and training restarts at step 0."""
+    from layerpuzzle.distill import trainer
+    from layerpuzzle.distill.trainer import STOP_ENV, TrainingInterrupted
+
+    root, dense_dir, come_dir, data = workspace
+    out, state = root / "results/m/pruned/come_mp/sp25/v", root / "results/m/train_state/come_mp/sp25/v"
+
+    def run(dtype):
+        return run_come_job("mp", student_dir=str(come_dir), dense_dir=str(dense_dir), data_path=str(data),
+                            teacher_path=None, out_dir=str(out), state_dir=str(state),
+                            variant={"lrs": [1e-3, 5e-4], "steps": 3, "batch_size": 2, "label": ""},
+                            run_params={}, target_fraction=0.25, base_model="m", dtype=dtype, device="cpu",
+                            checkpoint_every=2, progress=False)
+
+    monkeypatch.setenv(STOP_ENV, "2")
+    with pytest.raises(TrainingInterrupted):
+        run("float32")  # resume state of layer 2 written at step 2
+    monkeypatch.delenv(STOP_ENV)
+    run_json = json.loads((state / "run.json").read_text())
+    assert run_json["dtype"] == "torch.float32" and run_json["device"] == "cpu"
+    assert run_json["code"] == trainer.code_version() and len(run_json["code"]["source_sha256"]) == 64
+    if change == "code":  # as if the package's sources had been edited between the kill and the rerun
+        monkeypatch.setattr(trainer, "_CODE_VERSION", {**trainer.code_version(), "source_sha256": "0" * 64})
+    with caplog.at_level("WARNING", logger="layerpuzzle.distill.trainer"):
+        facts = run("bfloat16" if change == "dtype" else "float32")
+    assert facts["resumed"] == [None, None]
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "discarded and training starts from step 0" in message
+    if change == "dtype":
+        assert "dtype: here 'torch.bfloat16', in the state 'torch.float32'" in message
+    else:
+        assert f"code.source_sha256: here '{'0' * 64}'" in message
+
+
 def test_streamline_job(workspace):
     root, dense_dir, _, data = workspace
     out = root / "results/m/pruned/streamline/sp25/v"
@@ -109,6 +152,9 @@ def test_streamline_job(workspace):
     lmap = json.loads((out / "layer_map.json").read_text())
     assert len(lmap) == 6 and lmap[j0]["teacher_layers"] == [j0, j0 + 1, j0 + 2]
     assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 6
+    use = json.loads((out / "training.json").read_text())["data_use"]  # 10 − 2 validation chunks, 4 × 2 drawn
+    assert (use["chunks"], use["samples_per_phase"], use["passes_per_phase"]) == (8, 8, 1.0) and not use["wraps"]
+    assert "= 8 chunks drawn from 8 per phase, 1 pass(es) over the data." in (out / "README.md").read_text()
 
 
 def test_fusegpt_job(workspace):
@@ -125,6 +171,9 @@ def test_fusegpt_job(workspace):
     kept = [e["teacher_layers"] for e in json.loads((out / "layer_map.json").read_text())]
     assert len(kept) == 6 and not set(removed) & {i for g in kept for i in g[:1]}
     assert facts["budget"]["T_layer"] > 0 and not (root / "state").exists()  # resume state removed
+    use = json.loads((out / "training.json").read_text())["data_use"]  # 2 steps × 2 of 10 chunks, per iteration
+    assert (use["passes_per_phase"], use["phases"], use["phases_share_batches"]) == (0.4, 2, True)
+    assert "all 2 iterations use the same batch sequence." in (out / "README.md").read_text()
     assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 6
 
 

@@ -19,6 +19,8 @@ from layerpuzzle.distill.trainer import ResumeStore, StopHook, TrainingInterrupt
 from layerpuzzle.engine.runner import LayerwiseRunner
 from layerpuzzle.models.random_models import build_random_model
 
+from training_probe import OptimizerProbe
+
 
 def setup(arch_name="llama"):
     dense, _ = build_random_model(arch_name, seed=0)
@@ -88,8 +90,14 @@ def test_streamline_resume_is_bit_identical(tmp_path):
     ref, _ = streamline(dense, chunks, 2, settings, ResumeStore(None), progress=False)
     with pytest.raises(TrainingInterrupted):
         streamline(dense, chunks, 2, settings, ResumeStore(tmp_path, {"t": 1}), stop=StopHook(5), progress=False)
-    model, result = streamline(dense, chunks, 2, settings, ResumeStore(tmp_path, {"t": 1}), progress=False)
+    with OptimizerProbe() as probe:
+        model, result = streamline(dense, chunks, 2, settings, ResumeStore(tmp_path, {"t": 1}), progress=False)
     assert result.phases[0].resumed_from == 3
+    assert len(probe.steps) == 5 and result.phases[0].steps_run == 5  # steps 3..7 only, not a restart
+    # the LRs of steps 3..7 of the cosine with warmup round(0.01 × 8) = 0, from lr down to min_lr
+    lr, lo = settings.lr, settings.min_lr
+    assert probe.lrs(probe.optimizers()[0]) == pytest.approx(
+        [lo + (lr - lo) * 0.5 * (1 + math.cos(math.pi * s / 8)) for s in range(3, 8)], rel=1e-12)
     assert tensors_sha256(model.state_dict()) == tensors_sha256(ref.state_dict())
 
 

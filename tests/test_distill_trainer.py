@@ -24,6 +24,7 @@ from layerpuzzle.distill.trainer import (
 )
 
 from conftest import REPO
+from training_probe import OptimizerProbe
 
 
 def test_cosine_with_warmup_factors():
@@ -57,6 +58,26 @@ def test_store_fingerprint_mismatch_discards_state(tmp_path):
     store.clear()
     assert not (tmp_path / "s").exists()
     assert ResumeStore(None).load("p") is None  # no-op store
+
+
+def test_code_version_hashes_the_package_sources(tmp_path, monkeypatch, caplog):
+    """code_version = package version + sha256 over (relative path, bytes) of every package .py, reimplemented."""
+    import hashlib
+
+    import layerpuzzle
+    from layerpuzzle.distill import trainer
+
+    root = REPO / "src" / "layerpuzzle"
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    assert trainer.code_version() == {"package": layerpuzzle.__version__, "source_sha256": h.hexdigest()}
+    store = ResumeStore(tmp_path / "s", {"dtype": "torch.float32", "device": "cpu"})
+    store.save("p", {"step": 3})
+    monkeypatch.setattr(trainer, "_CODE_VERSION", {"package": "9.9.9", "source_sha256": h.hexdigest()})
+    with caplog.at_level("WARNING", logger="layerpuzzle.distill.trainer"):
+        assert ResumeStore(tmp_path / "s", {"dtype": "torch.float32", "device": "cpu"}).load("p") is None
+    assert "code.package: here '9.9.9', in the state '0.1.0'" in caplog.text
 
 
 def toy_phase(seed=0, validation=False):
@@ -96,8 +117,12 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, validation):
             run_phase(phase, ResumeStore(store_dir), checkpoint_every=4, stop=StopHook(stop_after), progress=False)
         torch.manual_seed(123)  # a restarted process has another RNG state: the checkpoint must restore it
     phase, lin = toy_phase(validation=validation)
-    res = run_phase(phase, ResumeStore(store_dir), checkpoint_every=4, progress=False)
-    assert res.resumed_from == 8
+    with OptimizerProbe() as probe:
+        res = run_phase(phase, ResumeStore(store_dir), checkpoint_every=4, progress=False)
+    assert res.resumed_from == 8 and res.steps_run == 4 and len(probe.steps) == 4
+    # LRs of steps 8..11: warmup 2, then 0.05·½(1 + cos(π (s − 2)/10)) — the restored schedule, not a fresh one
+    assert probe.lrs(probe.optimizers()[0]) == pytest.approx(
+        [0.05 * 0.5 * (1 + np.cos(np.pi * (s - 2) / 10)) for s in range(8, 12)], rel=1e-12)
     assert res.losses == ref.losses
     assert res.val_losses == ref.val_losses and res.best_step == ref.best_step
     assert tensors_sha256(dict(lin.state_dict())) == ref_sha
@@ -110,6 +135,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, validation):
 KILL_SCRIPT = textwrap.dedent(
     """
     import copy, hashlib, sys, torch
+    from torch.optim.optimizer import register_optimizer_step_post_hook
     torch.set_num_threads(1)
     from layerpuzzle.models.random_models import build_random_model
     from layerpuzzle.distill.come_sp import SPSettings, distill_sp
@@ -123,8 +149,11 @@ KILL_SCRIPT = textwrap.dedent(
     chunks = torch.randint(0, 256, (8, 16), generator=torch.Generator().manual_seed(1))
     teacher = StoredTeacher(teacher_states(dense, chunks, [3, 6], progress=False))
     store = ResumeStore(sys.argv[1] if sys.argv[1] != "-" else None, {"test": 1})
-    distill_sp(student, chunks, teacher, pairs, SPSettings(lr=1e-3, steps=9, checkpoint_every=3), store,
-               stop=StopHook.from_env(), progress=False)
+    steps = []  # every optimiser step of this process, seen from outside the trainer
+    register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
+    result = distill_sp(student, chunks, teacher, pairs, SPSettings(lr=1e-3, steps=9, checkpoint_every=3), store,
+                        stop=StopHook.from_env(), progress=False)
+    print("RESUMED_FROM", result.phases[0].resumed_from, "STEPS", len(steps))
     print("SHA", tensors_sha256(dict(student.state_dict())))
     """
 )
@@ -142,6 +171,7 @@ def test_sigkill_then_rerun_resumes_to_the_same_weights(tmp_path):
     script.write_text(KILL_SCRIPT)
     full = _run(script, "-")
     assert full.returncode == 0, full.stderr[-2000:]
+    assert "RESUMED_FROM None STEPS 9" in full.stdout
     ref = full.stdout.split("SHA")[-1].strip()
 
     state = tmp_path / "state"
@@ -152,4 +182,5 @@ def test_sigkill_then_rerun_resumes_to_the_same_weights(tmp_path):
     assert saved["step"] == 3 and len(saved["losses"]) == 3
     resumed = _run(script, str(state))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "RESUMED_FROM 3 STEPS 6" in resumed.stdout  # it resumed at step 3 and ran steps 3..8, not 0..8
     assert resumed.stdout.split("SHA")[-1].strip() == ref

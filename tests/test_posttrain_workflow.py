@@ -4,7 +4,9 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from conftest import REPO
@@ -58,8 +60,17 @@ def test_killed_job_resumes_under_snakemake(run, monkeypatch):
     monkeypatch.delenv("LAYERPUZZLE_STOP_AFTER_STEPS")
     snakemake(tmp, cfg, "--cores", "2", target)
     training = json.loads((tmp / target / "training.json").read_text())
+    # the rerun resumed at the step-2 checkpoint and executed only steps 2..5
     assert training["phases"][0]["resumed_from"] == 2 and training["phases"][0]["steps"] == 6
+    assert training["phases"][0]["steps_run"] == 4
     assert not state.exists()  # the resume state is removed after success
+    resumed = load_file(str(tmp / target / "model.safetensors"))
+    snakemake(tmp, cfg, "--cores", "2", "--force", target)  # the same job, uninterrupted
+    fresh = json.loads((tmp / target / "training.json").read_text())["phases"][0]
+    assert fresh["resumed_from"] is None and fresh["steps_run"] == 6
+    uninterrupted = load_file(str(tmp / target / "model.safetensors"))
+    assert sorted(resumed) == sorted(uninterrupted)
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)  # bit for bit
 
 
 def test_all_tables_builds_rows_and_tables(run):

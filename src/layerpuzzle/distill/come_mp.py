@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..engine.runner import LayerwiseRunner
-from .data import BatchOrder
+from .data import BatchOrder, data_use
 from .hierarchical import DistillResult, student_outputs, train_only
 from .losses import SIGMA_AXES, hidden_kl
 from .precision import fp32_trainable
@@ -81,6 +81,7 @@ def distill_mp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
     order = BatchOrder(chunks.shape[0], settings.batch_size, settings.seed)
     total = settings.epochs * settings.steps
     lrs = fit_lrs(settings.lrs, len(pairs))
+    use = data_use(order, total, phases=len(pairs), what="merged layer")
     results = []
     for (b, a), lr in zip(pairs, lrs):
         params = train_only(student, [b])
@@ -98,4 +99,4 @@ def distill_mp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
                                      progress=progress))
     budget = TrainingBudget(len(pairs), 1, settings.epochs, settings.steps, settings.batch_size, chunks.shape[1])
     return DistillResult("CoMe-mp", results, budget, [b for b, _ in pairs],
-                         {"pairs": [list(p) for p in pairs], "lrs": lrs})
+                         {"pairs": [list(p) for p in pairs], "lrs": lrs, "data_use": use})

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..engine.runner import LayerwiseRunner
-from .data import BatchOrder
+from .data import BatchOrder, data_use
 from .hierarchical import DistillResult, student_outputs, train_only
 from .losses import SIGMA_AXES, hidden_kl
 from .precision import fp32_trainable
@@ -66,4 +66,5 @@ def distill_sp(student, chunks: Tensor, teacher: Teacher, pairs: Sequence[tuple[
     with fp32_trainable(student, [student.model.layers[b] for b in students]):
         result = run_phase(phase, store, checkpoint_every=settings.checkpoint_every, stop=stop, progress=progress)
     budget = TrainingBudget(1, len(pairs), settings.epochs, settings.steps, settings.batch_size, chunks.shape[1])
-    return DistillResult("CoMe-sp", [result], budget, students, {"pairs": [list(p) for p in pairs]})
+    return DistillResult("CoMe-sp", [result], budget, students, {"pairs": [list(p) for p in pairs],
+                                                                 "data_use": data_use(order, total)})

@@ -18,17 +18,26 @@ passes p = 0, 1, …; optimiser step ``s`` takes stream positions
 ``[s·B, (s+1)·B)``.  The batch of a step is therefore a pure function of
 ``(seed, N, B, s)``: resuming at step ``s`` needs no saved sampler state, and
 the saved "data position" (:meth:`BatchOrder.position`) is informative.
+
+Data passes (:func:`data_use`): a phase of T steps draws T·B chunks, i.e. T·B / N passes over the
+N chunks; beyond one pass the batches wrap (repeat, reshuffled).  Every phase of a multi-phase
+run (each CoMe-mp layer, each FuseGPT iteration) starts again at step 0, so all phases see the
+same batch sequence.  Both are logged and recorded (training.json ``data_use``, the model card).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..data.calibration import CalibrationSpec
+
+log = logging.getLogger(__name__)
 
 
 def training_data_spec(settings: dict) -> CalibrationSpec:
@@ -62,6 +71,38 @@ class BatchOrder:
         """Where step ``step`` starts in the chunk stream: pass and offset within it."""
         start = step * self.batch_size
         return {"stream_position": start, "pass": start // self.n_chunks, "offset": start % self.n_chunks}
+
+
+def data_use(order: BatchOrder, steps: int, phases: int = 1, what: str = "phase") -> dict[str, Any]:
+    """How a run uses its training chunks; logs a warning when the batches wrap.
+
+    ``passes = steps · batch_size / n_chunks`` per phase (each of the ``phases`` phases restarts the batch
+    order at step 0, so they all see the same batches).
+    """
+    samples = steps * order.batch_size
+    record = {"chunks": order.n_chunks, "batch_size": order.batch_size, "steps_per_phase": steps,
+              "samples_per_phase": samples, "passes_per_phase": samples / order.n_chunks,
+              "wraps": samples > order.n_chunks, "phases": phases, "phases_share_batches": phases > 1}
+    if record["wraps"]:
+        shared = f" (and each of the {phases} {what}s is trained on the same batch sequence)" if phases > 1 else ""
+        log.warning("training data: %d steps x batch %d = %d chunks drawn from %d: %.3g passes over the data, "
+                    "the batches repeat%s", steps, order.batch_size, samples, order.n_chunks,
+                    record["passes_per_phase"], shared)
+    elif phases > 1:
+        log.info("training data: each of the %d %ss is trained on the same %d of %d chunks", phases, what,
+                 samples, order.n_chunks)
+    return record
+
+
+def describe_data_use(record: dict[str, Any], what: str = "phase") -> str:
+    """One model-card sentence about :func:`data_use`'s record."""
+    text = (f"Training data use: {record['steps_per_phase']} steps x batch {record['batch_size']} = "
+            f"{record['samples_per_phase']} chunks drawn from {record['chunks']} per {what}, "
+            f"{record['passes_per_phase']:.3g} pass(es) over the data"
+            + ("; the batches wrap (repeat, reshuffled)" if record["wraps"] else ""))
+    if record["phases_share_batches"]:
+        text += f"; all {record['phases']} {what}s use the same batch sequence"
+    return text + "."
 
 
 def split_validation(chunks: torch.Tensor, n_val: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,11 @@ forwards without gradients use a temporary fold (:func:`folded_view`).
 
 Resume: each iteration is a phase ``iterNN``; its removed layer is saved as a
 ``plan`` in the store, so a rerun replays finished iterations (fuse + load the
-trained parameters) without recomputing Macro Influence or training.
+trained parameters) without recomputing Macro Influence or training, and resumes
+the interrupted iteration inside it: the group's input and teacher are recomputed
+from the replayed stack, the fusion is rebuilt (same seed), and its last step
+checkpoint restores parameters, optimiser, scheduler and RNG (tested: the rerun
+executes only the remaining steps, bit-identical to an uninterrupted run).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from ..methods.fusegpt import CoefInit, FuseLinear, fold_fused, fuse_group, grou
 from ..models import architecture as arch
 from ..methods.fusegpt.fuse_linear import BIAS_FUSIONS
 from ..methods.fusegpt.macro_influence import check_precision
-from .data import BATCH_ORDERS, BatchOrder, FixedBatches
+from .data import BATCH_ORDERS, BatchOrder, FixedBatches, data_use
 from .hierarchical import DistillResult
 from .losses import batch_dim_kl
 from .t_layer import TrainingBudget
@@ -163,6 +167,7 @@ def fusegpt_train(model, chunks: Tensor, n_remove: int, settings: FuseGPTTrainSe
     total = settings.epochs * settings.steps
     init = CoefInit(kind=settings.coef_init)
     original = list(range(n0))
+    use = data_use(order, total, phases=n_remove, what="iteration")
     phases, iterations = [], []
     for it in range(n_remove):
         name = f"iter{it:02d}"
@@ -208,6 +213,6 @@ def fusegpt_train(model, chunks: Tensor, n_remove: int, settings: FuseGPTTrainSe
     fold_fused(model)
     layers_per_iteration = min(settings.group_size, n0) - 1
     budget = TrainingBudget(n_remove, layers_per_iteration, settings.epochs, settings.steps, bs, chunks.shape[1])
-    result = DistillResult("FuseGPT", phases, budget, [], {"iterations": iterations,
+    result = DistillResult("FuseGPT", phases, budget, [], {"iterations": iterations, "data_use": use,
                                                           "removed_original": [i["removed_original"] for i in iterations]})
     return result, [[o] for o in original]

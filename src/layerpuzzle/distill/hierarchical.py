@@ -89,8 +89,8 @@ class DistillResult:
             "phases": [
                 {"name": p.name, "steps": len(p.losses), "first_loss": p.losses[0] if p.losses else None,
                  "last_loss": p.losses[-1] if p.losses else None, "best_step": p.best_step,
-                 "resumed_from": p.resumed_from, "skipped": p.skipped, "params_sha256": p.params_sha256,
-                 "val_losses": p.val_losses}
+                 "resumed_from": p.resumed_from, "steps_run": p.steps_run, "skipped": p.skipped,
+                 "params_sha256": p.params_sha256, "val_losses": p.val_losses}
                 for p in self.phases
             ],
             **self.details,

@@ -29,11 +29,12 @@ from ..models.checkpoint import layers_to_remove, save_pruned
 from ..models.sources import load_model
 from .come_mp import MPSettings, distill_mp
 from .come_sp import SPSettings, distill_sp
+from .data import describe_data_use
 from .hierarchical import DistillResult, distillation_pairs
 from .streamline import StreamlineSettings, streamline
 from .t_layer import PAPER_TABLE7
 from .teacher_activations import StreamingTeacher, load_teacher, save_teacher, teacher_bytes, teacher_states
-from .trainer import ResumeStore, StopHook
+from .trainer import ResumeStore, StopHook, runtime_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,17 @@ def source_fingerprint(ckpt_dir: str | Path) -> str:
 
 
 def changed_frozen_tensors(model, reference_dir: str | Path, trainable: Sequence[str]) -> list[str]:
-    """Names of the tensors outside ``trainable`` that differ from the checkpoint in ``reference_dir``."""
+    """Names of the tensors outside ``trainable`` that differ from the checkpoint in ``reference_dir``.
+
+    The reference is cast to the model's dtype first (a model loaded in bf16 from an fp32 checkpoint holds the
+    rounded tensors; identical dtypes compare bit for bit as before)."""
     reference: dict[str, torch.Tensor] = {}
     for f in sorted(Path(reference_dir).glob("*.safetensors")):
         reference.update(load_file(str(f)))
     state = model.state_dict()
     skip = set(trainable)
-    return [n for n, t in reference.items() if n not in skip and not torch.equal(state[n].cpu(), t)]
+    return [n for n, t in reference.items()
+            if n not in skip and not torch.equal(state[n].cpu(), t.to(state[n].dtype))]
 
 
 def write_training_artifacts(tmp_dir: Path, result: DistillResult, title: str,
@@ -207,7 +212,7 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
         teacher, teacher_mode = StreamingTeacher(dense, chunks, [a for _, a in pairs]), "streaming"
     fingerprint = {"kind": kind, "variant": variant, "run": run_params, "source": source_fingerprint(student_dir),
                    "data": file_sha256(data_path), "dense": source_fingerprint(dense_dir),
-                   "lrs": None if lrs is None else [float(x) for x in lrs]}
+                   "lrs": None if lrs is None else [float(x) for x in lrs], **runtime_fingerprint(student)}
     store = ResumeStore(state_dir, fingerprint)
     if kind == "sp":
         settings = settings_from(SPSettings, variant, checkpoint_every=checkpoint_every)
@@ -243,7 +248,8 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
                  f"({'all merged layers at once' if kind == 'sp' else 'one merged layer at a time'}, "
                  f"paper Alg. {3 if kind == 'sp' else 4}). {_card_budget(result)}"),
         notes=[*COME_ASSUMPTIONS, *(MP_ASSUMPTIONS if kind == "mp" else ()),
-               f"Teacher activations: {teacher_mode}.", "Loss per step: loss_history.csv, loss_curve.png."],
+               f"Teacher activations: {teacher_mode}.", "Loss per step: loss_history.csv, loss_curve.png.",
+               describe_data_use(result.details["data_use"], "merged layer" if kind == "mp" else "phase")],
         extra_json={"training.json": record},
         write_extra=lambda tmp: write_training_artifacts(tmp, result, title, cross_entropy))
     store.clear()
@@ -347,7 +353,7 @@ def _run_training_from_dense(*, method: str, settings_cls: type, train: Callable
     n = layers_to_remove(model.config, target_fraction)
     settings = settings_from(settings_cls, variant, checkpoint_every=checkpoint_every)
     store = ResumeStore(state_dir, {"variant": variant, "run": run_params, "n": n, "data": file_sha256(data_path),
-                                    "dense": source_fingerprint(dense_dir)})
+                                    "dense": source_fingerprint(dense_dir), **runtime_fingerprint(model)})
     trained = train(model, chunks, n, settings, store, progress)
     result = trained.result
     record = training_record(result, seconds=time.time() - started, extra={"data": run_params.get("data"),
@@ -357,7 +363,9 @@ def _run_training_from_dense(*, method: str, settings_cls: type, train: Callable
         variant=variant.get("label") or "", params={**{k: v for k, v in variant.items() if k != "label"},
                                                     **run_params},
         target_fraction=target_fraction, layer_groups=trained.layer_groups,
-        summary=f"{trained.summary} {_card_budget(result)}", notes=trained.notes,
+        summary=f"{trained.summary} {_card_budget(result)}",
+        notes=[*trained.notes, describe_data_use(result.details["data_use"],
+                                                 "iteration" if method == "FuseGPT" else "phase")],
         extra_json={"training.json": record},
         write_extra=lambda tmp: write_training_artifacts(tmp, result, f"{base_model} {trained.curve_title}"))
     store.clear()

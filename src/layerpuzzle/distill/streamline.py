@@ -55,7 +55,7 @@ from torch import Tensor
 from ..engine.block_influence import token_cosine
 from ..engine.runner import LayerwiseRunner
 from ..models import architecture as arch
-from .data import BatchOrder, split_validation
+from .data import BatchOrder, data_use, split_validation
 from .hierarchical import DistillResult, layer_parameters, train_only
 from .precision import fp32_trainable
 from .losses import hidden_mse, lm_loss
@@ -267,5 +267,5 @@ def streamline(dense, chunks: Tensor, n_remove: int, settings: StreamlineSetting
     details = {"window": [j, j + n_remove], "sbi": [float(v) for v in sbi], "loss": settings.loss,
                "attention": settings.attention, "keep": settings.keep,
                "layer_groups": replaced_window_groups(L, j, n_remove),
-               "trainable_parameters": sorted(layer_parameters(model, j))}
+               "trainable_parameters": sorted(layer_parameters(model, j)), "data_use": data_use(order, total)}
     return model, DistillResult("LLM-Streamline", [result], budget, [j], details)

@@ -22,8 +22,13 @@ Where the store lives (workflow): ``results/{model}/train_state/{method}/{target
 a sibling of the checkpoint, **not** a declared output — Snakemake deletes the
 declared outputs of a failed job, which would throw the resume state away.  The
 job removes the store after the checkpoint is written.  A ``run.json``
-fingerprint of the run's settings guards against resuming a different run:
-on a mismatch the store is emptied and training starts afresh.
+fingerprint guards against resuming a different run: the run's settings and
+inputs (given by the caller), the dtype and device of the trained model
+(:func:`runtime_fingerprint`) and the code version (:func:`code_version`: the
+package version and a sha256 of the package's Python sources, so a state
+written by other code is never resumed).  On a mismatch the job log says which
+entries differ (this run's value and the state's), the store is emptied and
+training starts afresh from step 0.
 
 Test hook: the environment variable ``LAYERPUZZLE_STOP_AFTER_STEPS=N`` stops the
 process after its N-th optimiser step (counted over all phases of this process)
@@ -96,6 +101,40 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
+# ---------------------------------------------------------------------------- fingerprint
+_CODE_VERSION: dict[str, str] | None = None
+
+
+def code_version() -> dict[str, str]:
+    """The package version and the sha256 of every ``layerpuzzle/**/*.py`` (path and bytes, sorted by path)."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        from .. import __version__
+
+        root = Path(__file__).resolve().parents[1]
+        h = hashlib.sha256()
+        for f in sorted(root.rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+        _CODE_VERSION = {"package": __version__, "source_sha256": h.hexdigest()}
+    return dict(_CODE_VERSION)
+
+
+def runtime_fingerprint(model: nn.Module) -> dict[str, str]:
+    """dtype and device of ``model``'s parameters, e.g. ``{"dtype": "torch.bfloat16", "device": "cuda:0"}``."""
+    p = next(model.parameters())
+    return {"dtype": str(p.dtype), "device": str(p.device)}
+
+
+def _differences(have: Any, want: Any, prefix: str = "") -> list[str]:
+    """``key: here X, in the state Y`` for every leaf where ``want`` (this run) and ``have`` (the state) differ."""
+    if isinstance(have, dict) and isinstance(want, dict):
+        out = []
+        for k in sorted(set(have) | set(want), key=str):
+            out += _differences(have.get(k, "<missing>"), want.get(k, "<missing>"), f"{prefix}{k}.")
+        return out
+    return [] if have == want else [f"{prefix.rstrip('.')}: here {want!r}, in the state {have!r}"]
+
+
 # ---------------------------------------------------------------------------- store
 def tensors_sha256(tensors: dict[str, Tensor]) -> str:
     """sha256 over the names, dtypes, shapes and bytes of ``tensors`` (sorted by name)."""
@@ -111,6 +150,7 @@ class ResumeStore:
     """The resume state of one post-training run: a directory of ``<phase>.{state,done}.pt`` files.
 
     ``root=None`` keeps nothing (no resume), for callers that do not need it.
+    The fingerprint written to ``run.json`` is ``fingerprint`` plus ``code`` (:func:`code_version`).
     """
 
     def __init__(self, root: str | os.PathLike | None, fingerprint: dict[str, Any] | None = None):
@@ -118,12 +158,13 @@ class ResumeStore:
         if self.root is None:
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        want = json.loads(json.dumps(fingerprint or {}, sort_keys=True, default=str))
+        want = json.loads(json.dumps({**(fingerprint or {}), "code": code_version()}, sort_keys=True, default=str))
         run_file = self.root / "run.json"
         if run_file.exists():
             have = json.loads(run_file.read_text())
             if have != want:
-                log.warning("resume state in %s belongs to a different run: discarding it", self.root)
+                log.warning("resume state in %s was written by a different run, so it is discarded and training "
+                            "starts from step 0; it differs in %s", self.root, "; ".join(_differences(have, want)))
                 self.clear()
                 self.root.mkdir(parents=True, exist_ok=True)
         if not run_file.exists():
@@ -215,6 +256,7 @@ class PhaseResult:
     resumed_from: int | None = None
     skipped: bool = False
     params_sha256: str = ""
+    steps_run: int = 0          # optimiser steps executed by this process (total − resumed_from on a resume)
 
 
 def _snapshot(params: dict[str, nn.Parameter]) -> dict[str, Tensor]:
@@ -305,4 +347,5 @@ def run_phase(phase: Phase, store: ResumeStore, *, checkpoint_every: int, stop: 
                               "best_step": best_step})
     if stop is not None and phase.total_steps > start:
         stop.tick()
-    return PhaseResult(phase.name, losses, val_losses, best_step, resumed_from, False, tensors_sha256(final))
+    return PhaseResult(phase.name, losses, val_losses, best_step, resumed_from, False, tensors_sha256(final),
+                       steps_run=phase.total_steps - start)
