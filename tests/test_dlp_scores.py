@@ -142,6 +142,57 @@ def test_taylor_signed_sum_equals_gradient_of_the_calibration_loss():
     assert [s / 4 for s in signed] == pytest.approx(paper, rel=1e-5)
 
 
+def _released_taylor_by_hand(model, ids):
+    """The CoMe code's loop written out: backward per window, .grad never zeroed, after each window
+    add Σ_W (|W·grad|.sum(1) or |W·grad|).sum(0).item() (proj and norm weights), block-summed in fp32."""
+    model.zero_grad(set_to_none=True)
+    importance = [0.0] * arch.num_layers(model)
+    for i in range(ids.shape[0]):
+        x = ids[i : i + 1]
+        model(x, attention_mask=torch.ones_like(x), labels=x).loss.backward()
+        for l, layer in enumerate(arch.layers(model)):
+            info = []
+            for name, p in layer.named_parameters():
+                if "proj" in name and "weight" in name:
+                    info.append((p * p.grad).detach().abs().sum(1).sum(dim=0).item())
+                elif "norm" in name and "weight" in name:
+                    info.append((p * p.grad).detach().abs().sum(dim=0).item())
+            importance[l] += torch.tensor(info).sum(dim=0).item()
+    model.zero_grad(set_to_none=True)
+    return importance
+
+
+@pytest.mark.parametrize("arch_name,dtype", [("llama", torch.float32), ("qwen3", torch.float32),
+                                             ("qwen2", torch.float32), ("llama", torch.bfloat16)])
+def test_taylor_released_cumulative_equals_the_released_loop(arch_name, dtype):
+    model, _ = build_random_model(arch_name, seed=2, num_hidden_layers=3)
+    model.to(dtype).eval()
+    ids = torch.randint(0, 256, (4, 24), generator=torch.Generator().manual_seed(1))
+    ref = _released_taylor_by_hand(model, ids)
+    ours = taylor_scores(model, ids, batch_size=4, accumulate="released_cumulative")  # batch_size ignored
+    assert ours == ref  # same operations in the same dtype: bit for bit
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_taylor_released_cumulative_is_neither_paper_reading():
+    """Window k counts K - k + 1 times: with 3 windows the released scores differ from both readings,
+    and with one window all three coincide."""
+    model, _ = build_random_model("llama", seed=2, num_hidden_layers=3)
+    ids = torch.randint(0, 256, (3, 24), generator=torch.Generator().manual_seed(4))
+    rel = taylor_scores(model, ids, accumulate="released_cumulative")
+    for acc in ("signed_sum", "abs_per_batch"):
+        other = taylor_scores(model, ids, batch_size=1, accumulate=acc)
+        assert all(abs(a - b) > 1e-3 * b for a, b in zip(rel, other))
+    one = [taylor_scores(model, ids[:1], accumulate=a) for a in ("signed_sum", "released_cumulative")]
+    assert one[0] == pytest.approx(one[1], rel=1e-5)
+
+
+def test_taylor_rejects_unknown_accumulation():
+    model, _ = build_random_model("llama", seed=2, num_hidden_layers=2)
+    with pytest.raises(ValueError, match="accumulate='cumulative'.*released_cumulative"):
+        taylor_scores(model, torch.zeros(1, 4, dtype=torch.long), accumulate="cumulative")
+
+
 @pytest.mark.parametrize("last", ["raw", "final_norm"])
 def test_shortgpt_bi_equals_engine_artifact(tmp_path, last):
     model, _ = build_random_model("mistral", seed=5)
