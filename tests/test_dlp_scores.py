@@ -214,6 +214,50 @@ def test_shortgpt_bi_equals_engine_artifact(tmp_path, last):
     assert order.scores == sorted(ours) and not any(order.protected)
 
 
+def _released_bi_by_hand(model, ids, n_layers):
+    """The CoMe code's ShortGPT loop: per window, HF hidden states, cos = diag(in @ out.T) / (|in||out|),
+    NaN -> 0.5, clamp to [0, 1], Σ (1 - cos) over tokens and windows, / L."""
+    imp = [0.0] * n_layers
+    with torch.no_grad():
+        for i in range(ids.shape[0]):
+            hs = model(ids[i : i + 1], output_hidden_states=True).hidden_states
+            for l in range(n_layers):
+                a, b = hs[l].reshape(-1, hs[l].shape[-1]), hs[l + 1].reshape(-1, hs[l].shape[-1])
+                sim = ((a @ b.T) / (a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True))).diagonal()
+                imp[l] += float((1 - sim.nan_to_num(nan=0.5).clamp(0, 1)).sum())
+    return [v / n_layers for v in imp]
+
+
+def test_shortgpt_released_bi_equals_the_released_code():
+    """A layer whose output turns against its input (large random MLP) has negative token cosines:
+    the released BI clamps them, the paper's does not; a zero embedding row gives NaN cosines (0.5)."""
+    model, _ = build_random_model("llama", seed=7)
+    with torch.no_grad():
+        arch.layers(model)[2].mlp.down_proj.weight.mul_(400.0)
+        model.model.embed_tokens.weight[5].zero_()
+    ids = torch.randint(6, 256, (3, 20), generator=torch.Generator().manual_seed(8))
+    ids[:, 1::4] = 5  # zero-norm h[0] at these tokens (not at position 0, where h[1] would stay 0 too)
+    n = arch.num_layers(model)
+    released = block_influence(LayerwiseRunner(model, ids, 2), "final_norm", estimator="released")
+    ref = _released_bi_by_hand(model, ids, n)
+    assert released == pytest.approx(ref, rel=1e-5, abs=1e-6)
+    paper = block_influence(LayerwiseRunner(model, ids, 2), "final_norm")
+    with torch.no_grad():
+        hs = model(ids, output_hidden_states=True).hidden_states
+    cos2 = F.cosine_similarity(hs[2], hs[3], dim=-1)
+    assert (cos2 < 0).any() and paper[2] == pytest.approx(1 - float(cos2.mean()), abs=1e-6)
+    # layer 2: the clamp lowers it; layer 0: the zero tokens count 0.5, not 1 - 0; others: only the scale differs
+    tokens = ids.numel()
+    assert released[2] * n / tokens < paper[2] - 1e-3
+    cos0 = F.cosine_similarity(hs[0], hs[1], dim=-1)  # 0 at the zero tokens
+    unclamped0 = float((1 - cos0.clamp(0, 1)).sum()) / n
+    assert released[0] == pytest.approx(unclamped0 - 0.5 * (ids == 5).sum().item() / n, rel=1e-5)
+    for l in (1, 3, 4):
+        assert released[l] * n / tokens == pytest.approx(paper[l], rel=1e-5)
+    with pytest.raises(ValueError, match="bi_estimator='angular'.*cosine_mean, released"):
+        block_influence(LayerwiseRunner(model, ids, 2), estimator="angular")
+
+
 def test_shortgpt_final_norm_changes_only_the_last_layer():
     model, _ = build_random_model("llama", seed=6)
     ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
