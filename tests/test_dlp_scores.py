@@ -70,6 +70,38 @@ def test_mag_plus_excludes_biases_and_counts_qk_norms():
     assert magnitude_scores(q3) == [PROJ * k / 64 + 0.5 * (NORMS + QK_NORMS) for k in K]
 
 
+def _released_magnitude_by_hand(model):
+    """The CoMe code's Mag+ for one window: (|W|.sum(1) or |W|).sum(0).item() in the model dtype for
+    proj and norm weights, block-summed in an fp32 tensor."""
+    out = []
+    for layer in arch.layers(model):
+        info = []
+        for name, p in layer.named_parameters():
+            if "proj" in name and "weight" in name:
+                info.append(p.detach().abs().pow(1).sum(1).sum(dim=0).item())
+            elif "norm" in name and "weight" in name:
+                info.append(p.detach().abs().pow(1).sum(dim=0).item())
+        out.append(torch.tensor(info).sum(dim=0).item())
+    return out
+
+
+@pytest.mark.parametrize("arch_name", ["llama", "qwen3"])
+def test_mag_plus_released_reduction_equals_the_released_code(arch_name):
+    model, _ = build_random_model(arch_name, seed=3)
+    fp32 = magnitude_scores(model)
+    assert magnitude_scores(model, "released") == fp32 == _released_magnitude_by_hand(model)  # fp32: identical
+    model.to(torch.bfloat16)
+    released = magnitude_scores(model, "released")
+    assert released == _released_magnitude_by_hand(model)
+    exact = magnitude_scores(model)  # fp32 sums of the bf16 weights
+    assert all(r != e for r, e in zip(released, exact))  # bf16 row sums round every layer's score
+    assert released == pytest.approx(exact, rel=2e-2)
+    order = magnitude_order(model, plus_heuristic=False, reduction="released")
+    assert order.scores == sorted(released) and order.info["reduction"] == "released"
+    with pytest.raises(ValueError, match="reduction='bf16'; allowed: fp32, released"):
+        magnitude_scores(model, "bf16")
+
+
 def test_plus_heuristic_on_ten_layers():
     model, _ = build_random_model("llama", seed=0, num_hidden_layers=10)
     # smallest magnitudes on protected layers 0, 9, 1, then 5, 8, 6, 2, 7, 4, 3

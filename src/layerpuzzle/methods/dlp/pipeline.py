@@ -91,7 +91,8 @@ def compute_order(key: str, model, *, variant: dict[str, Any], settings: dict[st
     facts: dict[str, Any] = {}
     candidates = None
     if key == "mag_plus":
-        order = magnitude_order(model, plus_heuristic=bool(variant.get("plus_heuristic", True)))
+        order = magnitude_order(model, plus_heuristic=bool(variant.get("plus_heuristic", True)),
+                                reduction=variant.get("reduction", "fp32"))
     elif key == "reverse":
         order = reverse_order(arch.num_layers(model), keep_last=int(variant.get("keep_last", 0)))
     elif key == "taylor_plus":

@@ -37,31 +37,17 @@ from __future__ import annotations
 import torch
 
 from ...models import architecture as arch
-from .magnitude import block_score, layer_weights, weight_score
+from .magnitude import block_score, layer_weights, released_weight, released_weight_score, weight_score
 from .removal import RemovalOrder, ranked_order
 
 DISPLAY_NAME = "Taylor+"
 ACCUMULATE = ("signed_sum", "abs_per_batch", "released_cumulative")
 
 
-def released_weight(name: str) -> bool:
-    """The CoMe code's weight filter: ``weight`` in the name and ``proj`` or ``norm`` in it."""
-    return "weight" in name and ("proj" in name or "norm" in name)
-
-
 def released_block_score(weights, grads) -> float:
-    """One window's block score as the CoMe code reduces it (see the module docstring).
-
-    Per weight ``|W·G|`` in the model dtype, ``sum(1)`` for matrices, then ``sum(0)``, ``.item()``;
-    the block sum of those floats in fp32.
-    """
-    vals = []
-    for w, g in zip(weights, grads):
-        s = (w.detach() * g).abs()
-        if s.dim() == 2:
-            s = s.sum(1)
-        vals.append(s.sum(dim=0).item())
-    return torch.tensor(vals).sum(dim=0).item()
+    """One window's block score as the CoMe code reduces it: :func:`.magnitude.released_weight_score`
+    of every ``W·G`` (model dtype), summed in fp32 (:func:`.magnitude.block_score`)."""
+    return block_score([released_weight_score(w.detach() * g) for w, g in zip(weights, grads)])
 
 
 def _released_cumulative(model, input_ids: torch.Tensor, device) -> list[float]:
