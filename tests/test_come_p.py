@@ -165,3 +165,28 @@ def test_ratio_grid_is_a_variant_only_setting():
     assert parse_slug("come_p", "ratio_grid=released,remerge=forbidden") == {"ratio_grid": "released",
                                                                              "remerge": "forbidden"}
     assert ComePSettings(**resolve_settings("come_p", cfg, "m", {})).ratio_grid == "exact"
+
+
+def test_released_nll_is_the_released_get_loss_in_bf16():
+    """nll=released: every candidate's loss equals the released get_loss (batches of 2, CE on bf16 logits)
+    of a fresh copy merged at that ratio, bit for bit; the fp32 reading differs."""
+    base, _ = build_random_model("llama", seed=6, num_hidden_layers=4)
+    base.to(torch.bfloat16)
+    ids = calib_ids(5, windows=4, seq_len=16)
+    result = come_p(copy.deepcopy(base), ids, 1, ComePSettings(granularity=2, nll="released"),
+                    Execution(batch_size=2))
+    it = result.iterations[0]
+    ffn, kv = sensitivities(it, (it.window_start, it.window_stop))
+    for c in it.candidates:
+        fresh = merge_window(copy.deepcopy(base), it.window_start, it.window_stop, [c["r"], 1 - c["r"]], ffn, kv)
+        losses = []
+        with torch.no_grad():
+            for i in range(0, 4, 2):
+                x = ids[i : i + 2]
+                logits = fresh(x, attention_mask=torch.ones_like(x)).logits
+                loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+                losses.append(loss.float() * 16 * 2)
+        assert c["nll"] == torch.stack(losses).sum().item()
+        assert c["nll"] != pytest.approx(hf_nll(fresh, ids), rel=1e-7)
+    with pytest.raises(ValueError, match="nll='bf16' is not allowed; allowed: fp32, released"):
+        ComePSettings(nll="bf16").check()

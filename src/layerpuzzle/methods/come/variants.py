@@ -31,11 +31,11 @@ _COMMON_KEYS = {
 }
 VARIANT_KEYS = {
     "come": {**_COMMON_KEYS, "p": float, "rho": float, "rho_rule": str, "layers_per_merge": int, "bi_estimator": str},
-    "come_p": {**_COMMON_KEYS, "granularity": int, "ratio_grid": str},
+    "come_p": {**_COMMON_KEYS, "granularity": int, "ratio_grid": str, "nll": str},
 }
 # settings only a variant sets (no method-level key): absent = the dataclass default, so the
 # settings (and rule parameters) of variants without them are as before
-VARIANT_ONLY_SETTINGS = {"come": (), "come_p": ("ratio_grid",)}
+VARIANT_ONLY_SETTINGS = {"come": (), "come_p": ("ratio_grid", "nll")}
 SETTING_KEYS = {
     "come": ("layers_per_merge", "sbi_estimator", "bi_estimator", "remerge", "last_layer_output", "query_mapping",
              "qk_norm", "p", "rho", "rho_rule"),

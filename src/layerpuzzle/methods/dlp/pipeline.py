@@ -116,7 +116,7 @@ def compute_order(key: str, model, *, variant: dict[str, Any], settings: dict[st
         n = steps_needed(model.config, fractions)
         runner = LayerwiseRunner(model, calib, batch_size=int(settings.get("batch_size", 1)), device=device)
         res = sleb_order(runner, n, early_barrier=int(variant.get("early_barrier", 1)),
-                         latter_barrier=int(variant.get("latter_barrier", 1)))
+                         latter_barrier=int(variant.get("latter_barrier", 1)), nll=variant.get("nll", "fp32"))
         order, candidates = res.order, res.candidates
         facts["layer_forwards"] = res.layer_forwards
         facts["candidate_evaluations"] = int(len(candidates))
