@@ -190,3 +190,25 @@ def test_released_nll_is_the_released_get_loss_in_bf16():
         assert c["nll"] != pytest.approx(hf_nll(fresh, ids), rel=1e-7)
     with pytest.raises(ValueError, match="nll='bf16' is not allowed; allowed: fp32, released"):
         ComePSettings(nll="bf16").check()
+
+
+def test_angular_all_sbi_equals_the_released_block_influence():
+    """The released CoMe-P SBI of a span: Σ_tokens arccos(clamp(nan_to_num(diag(a @ b.T) / (|a||b|), 0.5), 0, 1)) / π
+    over every token (zero-norm states give NaN there, read as 0.5)."""
+    import math
+
+    from layerpuzzle.methods.come.model_scores import AngularStats
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 6, 16, generator=gen), torch.randn(2, 6, 16, generator=gen)
+    b[0, 1] = -a[0, 1]  # cos = -1 -> clamped to 0 -> arccos = π/2
+    a[1, 2] = 0.0  # zero-norm state
+    stats = AngularStats()
+    stats.update(a[:1], b[:1])
+    stats.update(a[1:], b[1:])
+    total = 0.0
+    for x, y in zip(a, b):
+        sim = ((x @ y.T) / (x.norm(dim=-1, keepdim=True) * y.norm(dim=-1, keepdim=True))).diagonal()
+        total += float((torch.arccos(sim.nan_to_num(nan=0.5).clamp(0, 1)) / math.pi).sum())
+    assert stats.n_tokens == 12 and stats.angular_sum == pytest.approx(total, rel=1e-6)
+    assert stats.mean() == pytest.approx(total / 12, rel=1e-6)
