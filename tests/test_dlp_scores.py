@@ -313,3 +313,26 @@ def test_reverse_order():
     keep = reverse_order(6, keep_last=2)
     assert keep.layers == [3, 2, 1, 0, 5, 4] and keep.protected == [False] * 4 + [True] * 2
     assert all(math.isnan(s) for s in keep.scores)
+
+
+def test_pipeline_passes_the_released_switches():
+    """compute_order hands each variant's released switch to the method (and records it); the defaults'
+    records carry no new key."""
+    from layerpuzzle.methods.dlp.pipeline import compute_order
+
+    model, _ = build_random_model("llama", seed=5, num_hidden_layers=6)
+    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(1))
+    sg = compute_order("shortgpt", model, variant={"bi_estimator": "released"}, settings={"batch_size": 2}, calib=ids)
+    assert sorted(sg.order.scores) == sorted(block_influence(LayerwiseRunner(model, ids, 2), estimator="released"))
+    assert sg.order.info["bi_estimator"] == "released"
+    assert "bi_estimator" not in compute_order("shortgpt", model, variant={}, calib=ids).order.info
+    ty = compute_order("taylor_plus", model, variant={"accumulate": "released_cumulative", "plus_heuristic": False},
+                       settings={"batch_size": 2}, calib=ids)
+    assert sorted(ty.order.scores) == sorted(taylor_scores(model, ids, accumulate="released_cumulative"))
+    assert ty.order.info["batch_size"] == 1
+    model.to(torch.bfloat16)
+    mg = compute_order("mag_plus", model, variant={"reduction": "released", "plus_heuristic": False})
+    assert sorted(mg.order.scores) == sorted(magnitude_scores(model, "released"))
+    sl = compute_order("sleb", model, variant={"early_barrier": 0, "latter_barrier": 0, "nll": "released"},
+                       settings={"batch_size": 1}, calib=ids, fractions=[0.2])
+    assert sl.order.info["nll"] == "released" and 0 in set(sl.candidates.layer)
