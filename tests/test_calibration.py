@@ -76,3 +76,58 @@ def test_per_example_packing_pads_each_row_with_eos():
     assert "packing" not in joined  # joined sets are recorded (and so stored) exactly as before packing existed
     with pytest.raises(ValueError, match="packing 'packed' is not allowed"):
         CalibrationSpec("alpaca", 3, 0, 6, packing="packed")
+
+
+def _released_mmlu_selection(rows_by_subject, n, seed):
+    """The released MMLU loader written out: global random seeded, counts [q+1]*e + [q]*(S-e) shuffled,
+    each subject a datasets.Dataset shuffled with the seed, its first `count` rows, subjects in list order."""
+    import random
+
+    subjects = sorted(rows_by_subject)
+    random.seed(seed)
+    num_list = [n // len(subjects) + 1] * (n % len(subjects)) + [n // len(subjects)] * (len(subjects) - n % len(subjects))
+    random.shuffle(num_list)
+    out = []
+    for num, subject in zip(num_list, subjects):
+        out += datasets.Dataset.from_dict({"text": rows_by_subject[subject]}).shuffle(seed=seed)["text"][:num]
+    return out
+
+
+@pytest.mark.parametrize("n,seed", [(12, 10), (5, 3), (23, 0)])
+def test_per_subject_selection_equals_the_released_mmlu_loader(n, seed):
+    # subjects given out of order and with unequal sizes; 5 subjects
+    rows = {s: [f"{s} q{i}" for i in range(k)] for s, k in
+            [("virology", 9), ("anatomy", 7), ("marketing", 12), ("astronomy", 8), ("nutrition", 10)]}
+    spec = CalibrationSpec("mmlu", n, seed, 8, packing="per_example", selection="per_subject")
+    assert spec.id == f"mmlu-n{n}-s{seed}-len8-subj-pex" and CalibrationSpec.parse(spec.id) == spec
+    tok = build_byte_tokenizer()
+    windows, info = build_calibration(rows, tok, spec)
+    expected = _released_mmlu_selection(rows, n, seed)
+    assert len(expected) == n and info["rows_used"] == n and info["selection"] == "per_subject"
+    eos = tok.eos_token_id
+    assert windows.tolist() == [tok(r).input_ids[:8] + [eos] * (8 - len(tok(r).input_ids[:8])) for r in expected]
+    # per subject: q or q+1 rows, subjects in alphabetical order, unlike one global permutation
+    counts = {s: sum(r.startswith(s + " ") for r in expected) for s in rows}
+    assert sorted(counts.values()) == sorted([n // 5 + 1] * (n % 5) + [n // 5] * (5 - n % 5))
+    flat = [r for s in sorted(rows) for r in rows[s]]
+    assert expected != select_rows(flat, n, seed)
+
+
+def test_per_subject_selection_is_mmlu_only_and_keeps_default_ids(mirror):
+    assert CalibrationSpec("mmlu", 256, 10, 2048).id == "mmlu-n256-s10-len2048"
+    assert CalibrationSpec.parse("mmlu-n256-s10-len2048-pex").selection == "global"
+    with pytest.raises(ValueError, match="selection 'per_subject' needs dataset 'mmlu'.*'wikitext2'"):
+        CalibrationSpec("wikitext2", 4, 10, 128, selection="per_subject")
+    with pytest.raises(ValueError, match="selection 'random' is not allowed; allowed: global, per_subject"):
+        CalibrationSpec("mmlu", 4, 10, 128, selection="random")
+    with pytest.raises(ValueError, match="grouped by subject"):
+        build_calibration(["a", "b"], build_byte_tokenizer(), CalibrationSpec("mmlu", 2, 0, 8, selection="per_subject"))
+    from layerpuzzle.data.text_sources import mmlu_rows_by_subject
+
+    grouped, info = mmlu_rows_by_subject(mirror)
+    assert len(grouped) == 57 and all(len(v) == 20 for v in grouped.values())
+    assert info["selection"] == "per_subject"
+    _, meta = build_calibration(grouped, build_byte_tokenizer(), CalibrationSpec("mmlu", 60, 10, 64, selection="per_subject"))
+    assert meta["rows_used"] == 60
+    _, plain = build_calibration(["a", "b"], build_byte_tokenizer(), CalibrationSpec("mmlu", 2, 0, 8))
+    assert "selection" not in plain  # global sets are recorded as before

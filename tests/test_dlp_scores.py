@@ -70,6 +70,38 @@ def test_mag_plus_excludes_biases_and_counts_qk_norms():
     assert magnitude_scores(q3) == [PROJ * k / 64 + 0.5 * (NORMS + QK_NORMS) for k in K]
 
 
+def _released_magnitude_by_hand(model):
+    """The CoMe code's Mag+ for one window: (|W|.sum(1) or |W|).sum(0).item() in the model dtype for
+    proj and norm weights, block-summed in an fp32 tensor."""
+    out = []
+    for layer in arch.layers(model):
+        info = []
+        for name, p in layer.named_parameters():
+            if "proj" in name and "weight" in name:
+                info.append(p.detach().abs().pow(1).sum(1).sum(dim=0).item())
+            elif "norm" in name and "weight" in name:
+                info.append(p.detach().abs().pow(1).sum(dim=0).item())
+        out.append(torch.tensor(info).sum(dim=0).item())
+    return out
+
+
+@pytest.mark.parametrize("arch_name", ["llama", "qwen3"])
+def test_mag_plus_released_reduction_equals_the_released_code(arch_name):
+    model, _ = build_random_model(arch_name, seed=3)
+    fp32 = magnitude_scores(model)
+    assert magnitude_scores(model, "released") == fp32 == _released_magnitude_by_hand(model)  # fp32: identical
+    model.to(torch.bfloat16)
+    released = magnitude_scores(model, "released")
+    assert released == _released_magnitude_by_hand(model)
+    exact = magnitude_scores(model)  # fp32 sums of the bf16 weights
+    assert all(r != e for r, e in zip(released, exact))  # bf16 row sums round every layer's score
+    assert released == pytest.approx(exact, rel=2e-2)
+    order = magnitude_order(model, plus_heuristic=False, reduction="released")
+    assert order.scores == sorted(released) and order.info["reduction"] == "released"
+    with pytest.raises(ValueError, match="reduction='bf16'; allowed: fp32, released"):
+        magnitude_scores(model, "bf16")
+
+
 def test_plus_heuristic_on_ten_layers():
     model, _ = build_random_model("llama", seed=0, num_hidden_layers=10)
     # smallest magnitudes on protected layers 0, 9, 1, then 5, 8, 6, 2, 7, 4, 3
@@ -142,6 +174,57 @@ def test_taylor_signed_sum_equals_gradient_of_the_calibration_loss():
     assert [s / 4 for s in signed] == pytest.approx(paper, rel=1e-5)
 
 
+def _released_taylor_by_hand(model, ids):
+    """The CoMe code's loop written out: backward per window, .grad never zeroed, after each window
+    add Σ_W (|W·grad|.sum(1) or |W·grad|).sum(0).item() (proj and norm weights), block-summed in fp32."""
+    model.zero_grad(set_to_none=True)
+    importance = [0.0] * arch.num_layers(model)
+    for i in range(ids.shape[0]):
+        x = ids[i : i + 1]
+        model(x, attention_mask=torch.ones_like(x), labels=x).loss.backward()
+        for l, layer in enumerate(arch.layers(model)):
+            info = []
+            for name, p in layer.named_parameters():
+                if "proj" in name and "weight" in name:
+                    info.append((p * p.grad).detach().abs().sum(1).sum(dim=0).item())
+                elif "norm" in name and "weight" in name:
+                    info.append((p * p.grad).detach().abs().sum(dim=0).item())
+            importance[l] += torch.tensor(info).sum(dim=0).item()
+    model.zero_grad(set_to_none=True)
+    return importance
+
+
+@pytest.mark.parametrize("arch_name,dtype", [("llama", torch.float32), ("qwen3", torch.float32),
+                                             ("qwen2", torch.float32), ("llama", torch.bfloat16)])
+def test_taylor_released_cumulative_equals_the_released_loop(arch_name, dtype):
+    model, _ = build_random_model(arch_name, seed=2, num_hidden_layers=3)
+    model.to(dtype).eval()
+    ids = torch.randint(0, 256, (4, 24), generator=torch.Generator().manual_seed(1))
+    ref = _released_taylor_by_hand(model, ids)
+    ours = taylor_scores(model, ids, batch_size=4, accumulate="released_cumulative")  # batch_size ignored
+    assert ours == ref  # same operations in the same dtype: bit for bit
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_taylor_released_cumulative_is_neither_paper_reading():
+    """Window k counts K - k + 1 times: with 3 windows the released scores differ from both readings,
+    and with one window all three coincide."""
+    model, _ = build_random_model("llama", seed=2, num_hidden_layers=3)
+    ids = torch.randint(0, 256, (3, 24), generator=torch.Generator().manual_seed(4))
+    rel = taylor_scores(model, ids, accumulate="released_cumulative")
+    for acc in ("signed_sum", "abs_per_batch"):
+        other = taylor_scores(model, ids, batch_size=1, accumulate=acc)
+        assert all(abs(a - b) > 1e-3 * b for a, b in zip(rel, other))
+    one = [taylor_scores(model, ids[:1], accumulate=a) for a in ("signed_sum", "released_cumulative")]
+    assert one[0] == pytest.approx(one[1], rel=1e-5)
+
+
+def test_taylor_rejects_unknown_accumulation():
+    model, _ = build_random_model("llama", seed=2, num_hidden_layers=2)
+    with pytest.raises(ValueError, match="accumulate='cumulative'.*released_cumulative"):
+        taylor_scores(model, torch.zeros(1, 4, dtype=torch.long), accumulate="cumulative")
+
+
 @pytest.mark.parametrize("last", ["raw", "final_norm"])
 def test_shortgpt_bi_equals_engine_artifact(tmp_path, last):
     model, _ = build_random_model("mistral", seed=5)
@@ -161,6 +244,50 @@ def test_shortgpt_bi_equals_engine_artifact(tmp_path, last):
     order = shortgpt_order(ours)
     assert order.layers == [int(i) for i in torch.tensor(ours).argsort(stable=True)]
     assert order.scores == sorted(ours) and not any(order.protected)
+
+
+def _released_bi_by_hand(model, ids, n_layers):
+    """The CoMe code's ShortGPT loop: per window, HF hidden states, cos = diag(in @ out.T) / (|in||out|),
+    NaN -> 0.5, clamp to [0, 1], Σ (1 - cos) over tokens and windows, / L."""
+    imp = [0.0] * n_layers
+    with torch.no_grad():
+        for i in range(ids.shape[0]):
+            hs = model(ids[i : i + 1], output_hidden_states=True).hidden_states
+            for l in range(n_layers):
+                a, b = hs[l].reshape(-1, hs[l].shape[-1]), hs[l + 1].reshape(-1, hs[l].shape[-1])
+                sim = ((a @ b.T) / (a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True))).diagonal()
+                imp[l] += float((1 - sim.nan_to_num(nan=0.5).clamp(0, 1)).sum())
+    return [v / n_layers for v in imp]
+
+
+def test_shortgpt_released_bi_equals_the_released_code():
+    """A layer whose output turns against its input (large random MLP) has negative token cosines:
+    the released BI clamps them, the paper's does not; a zero embedding row gives NaN cosines (0.5)."""
+    model, _ = build_random_model("llama", seed=7)
+    with torch.no_grad():
+        arch.layers(model)[2].mlp.down_proj.weight.mul_(400.0)
+        model.model.embed_tokens.weight[5].zero_()
+    ids = torch.randint(6, 256, (3, 20), generator=torch.Generator().manual_seed(8))
+    ids[:, 1::4] = 5  # zero-norm h[0] at these tokens (not at position 0, where h[1] would stay 0 too)
+    n = arch.num_layers(model)
+    released = block_influence(LayerwiseRunner(model, ids, 2), "final_norm", estimator="released")
+    ref = _released_bi_by_hand(model, ids, n)
+    assert released == pytest.approx(ref, rel=1e-5, abs=1e-6)
+    paper = block_influence(LayerwiseRunner(model, ids, 2), "final_norm")
+    with torch.no_grad():
+        hs = model(ids, output_hidden_states=True).hidden_states
+    cos2 = F.cosine_similarity(hs[2], hs[3], dim=-1)
+    assert (cos2 < 0).any() and paper[2] == pytest.approx(1 - float(cos2.mean()), abs=1e-6)
+    # layer 2: the clamp lowers it; layer 0: the zero tokens count 0.5, not 1 - 0; others: only the scale differs
+    tokens = ids.numel()
+    assert released[2] * n / tokens < paper[2] - 1e-3
+    cos0 = F.cosine_similarity(hs[0], hs[1], dim=-1)  # 0 at the zero tokens
+    unclamped0 = float((1 - cos0.clamp(0, 1)).sum()) / n
+    assert released[0] == pytest.approx(unclamped0 - 0.5 * (ids == 5).sum().item() / n, rel=1e-5)
+    for l in (1, 3, 4):
+        assert released[l] * n / tokens == pytest.approx(paper[l], rel=1e-5)
+    with pytest.raises(ValueError, match="bi_estimator='angular'.*cosine_mean, released"):
+        block_influence(LayerwiseRunner(model, ids, 2), estimator="angular")
 
 
 def test_shortgpt_final_norm_changes_only_the_last_layer():
@@ -186,3 +313,26 @@ def test_reverse_order():
     keep = reverse_order(6, keep_last=2)
     assert keep.layers == [3, 2, 1, 0, 5, 4] and keep.protected == [False] * 4 + [True] * 2
     assert all(math.isnan(s) for s in keep.scores)
+
+
+def test_pipeline_passes_the_released_switches():
+    """compute_order hands each variant's released switch to the method (and records it); the defaults'
+    records carry no new key."""
+    from layerpuzzle.methods.dlp.pipeline import compute_order
+
+    model, _ = build_random_model("llama", seed=5, num_hidden_layers=6)
+    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(1))
+    sg = compute_order("shortgpt", model, variant={"bi_estimator": "released"}, settings={"batch_size": 2}, calib=ids)
+    assert sorted(sg.order.scores) == sorted(block_influence(LayerwiseRunner(model, ids, 2), estimator="released"))
+    assert sg.order.info["bi_estimator"] == "released"
+    assert "bi_estimator" not in compute_order("shortgpt", model, variant={}, calib=ids).order.info
+    ty = compute_order("taylor_plus", model, variant={"accumulate": "released_cumulative", "plus_heuristic": False},
+                       settings={"batch_size": 2}, calib=ids)
+    assert sorted(ty.order.scores) == sorted(taylor_scores(model, ids, accumulate="released_cumulative"))
+    assert ty.order.info["batch_size"] == 1
+    model.to(torch.bfloat16)
+    mg = compute_order("mag_plus", model, variant={"reduction": "released", "plus_heuristic": False})
+    assert sorted(mg.order.scores) == sorted(magnitude_scores(model, "released"))
+    sl = compute_order("sleb", model, variant={"early_barrier": 0, "latter_barrier": 0, "nll": "released"},
+                       settings={"batch_size": 1}, calib=ids, fractions=[0.2])
+    assert sl.order.info["nll"] == "released" and 0 in set(sl.candidates.layer)

@@ -76,3 +76,37 @@ def test_barriers_zero_and_errors():
         assert row.nll == pytest.approx(full_nll(model, ids, removed), rel=1e-6)
     with pytest.raises(ValueError, match="no candidate"):
         sleb_order(LayerwiseRunner(model, ids, 2), 3, progress=False)  # 4 layers, barriers 1/1: 2 steps at most
+
+
+def released_get_loss(model, ids, removed, bs=1):
+    """The CoMe code's get_loss on a pruned copy: per batch nn.CrossEntropyLoss on the model-dtype logits
+    (mean over the batch's shifted tokens), .float() * seqlen * batch, summed in fp32."""
+    pruned = arch.drop_layers(copy.deepcopy(model), removed)
+    losses = []
+    with torch.no_grad():
+        for i in range(0, ids.shape[0], bs):
+            x = ids[i : i + bs]
+            logits = pruned(x, attention_mask=torch.ones_like(x)).logits
+            loss = torch.nn.CrossEntropyLoss()(logits[:, :-1, :].contiguous().reshape(-1, logits.shape[-1]),
+                                               x[:, 1:].reshape(-1))
+            losses.append(loss.float() * ids.shape[1] * x.shape[0])
+    return torch.stack(losses).sum().item()
+
+
+def test_released_nll_equals_the_released_get_loss_in_bf16():
+    """No barriers and the released loss (the CoMe code's SLEB): every candidate's value equals get_loss of
+    the pruned model bit for bit; in bf16 it differs from the fp32-logit NLL."""
+    model, _ = build_random_model("llama", seed=3, num_hidden_layers=5)
+    model.to(torch.bfloat16)
+    ids = torch.randint(0, 256, (3, 24), generator=torch.Generator().manual_seed(2))
+    res = sleb_order(LayerwiseRunner(model, ids, 1), 2, early_barrier=0, latter_barrier=0, nll="released",
+                     progress=False)
+    assert res.candidates.groupby("iteration").size().tolist() == [5, 4]
+    for _, row in res.candidates.iterrows():
+        removed = res.order.layers[: int(row.iteration)] + [int(row.layer)]
+        assert row.nll == released_get_loss(model, ids, removed)
+    fp32 = sleb_order(LayerwiseRunner(model, ids, 1), 1, early_barrier=0, latter_barrier=0, progress=False)
+    assert (fp32.candidates.nll.to_numpy() != res.candidates[res.candidates.iteration == 0].nll.to_numpy()).all()
+    assert res.order.info["nll"] == "released" and "nll" not in fp32.order.info
+    with pytest.raises(ValueError, match="nll='bf16'; allowed: fp32, released"):
+        sleb_order(LayerwiseRunner(model, ids, 1), 1, nll="bf16")

@@ -12,12 +12,24 @@ So "N samples" means N *text rows*, not N windows.
 (come.md §9, Table 14): every row is its own window, truncated to ``seq_len``
 and padded to it with EOS tokens (which the model sees as input, as there).
 Its id ends in ``-pex``.
+
+``selection="per_subject"`` (MMLU only) is the released CoMe MMLU loader's
+even split over the subjects (the CoMe code's
+``get_mmlu_trainenc``): with S subjects in alphabetical order, ``n = qS + e``,
+the row counts ``[q+1]*e + [q]*(S-e)`` are shuffled with Python's
+``random`` seeded by ``seed`` (the code's ``set_seed`` then
+``random.shuffle``), and each subject gives the first ``count`` of its rows
+after ``default_rng(seed).permutation`` (``Dataset.shuffle(seed)``); the
+subjects' rows follow each other in subject order, with no global shuffle.
+The default (``global``) permutes all rows together.  Its id ends in ``-subj``
+(before ``-pex``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,28 +50,40 @@ class CalibrationSpec:
     seed: int
     seq_len: int
     packing: str = "joined"  # joined (rows joined, cut into windows) | per_example (one EOS-padded window per row)
+    selection: str = "global"  # global (one seeded permutation of all rows) | per_subject (released MMLU loader)
 
     def __post_init__(self):
         if self.packing not in PACKINGS:
             raise ValueError(f"calibration packing {self.packing!r} is not allowed; allowed: {', '.join(PACKINGS)}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"calibration selection {self.selection!r} is not allowed; "
+                             f"allowed: {', '.join(SELECTIONS)}")
+        if self.selection == "per_subject" and self.dataset != "mmlu":
+            raise ValueError(f"calibration selection 'per_subject' needs dataset 'mmlu' (rows with subjects), "
+                             f"got dataset {self.dataset!r}")
 
     @property
     def id(self) -> str:
-        return f"{self.dataset}-n{self.n}-s{self.seed}-len{self.seq_len}{PACKINGS[self.packing]}"
+        return (f"{self.dataset}-n{self.n}-s{self.seed}-len{self.seq_len}"
+                f"{SELECTIONS[self.selection]}{PACKINGS[self.packing]}")
 
     @staticmethod
     def parse(calib_id: str) -> "CalibrationSpec":
-        packing = "joined"
+        full, packing, selection = calib_id, "joined", "global"
         if calib_id.endswith(PACKINGS["per_example"]):
             calib_id, packing = calib_id[: -len(PACKINGS["per_example"])], "per_example"
+        if calib_id.endswith(SELECTIONS["per_subject"]):
+            calib_id, selection = calib_id[: -len(SELECTIONS["per_subject"])], "per_subject"
         try:
             dataset, n, s, length = calib_id.rsplit("-", 3)
-            return CalibrationSpec(dataset, int(n[1:]), int(s[1:]), int(length[3:]), packing)
+            return CalibrationSpec(dataset, int(n[1:]), int(s[1:]), int(length[3:]), packing, selection)
         except ValueError as exc:
-            raise ValueError(f"calibration id {calib_id!r} is not of the form <dataset>-n<N>-s<seed>-len<L>[-pex]") from exc
+            raise ValueError(f"calibration id {full!r} is not of the form "
+                             f"<dataset>-n<N>-s<seed>-len<L>[-subj][-pex]") from exc
 
 
 PACKINGS = {"joined": "", "per_example": "-pex"}  # packing -> id suffix
+SELECTIONS = {"global": "", "per_subject": "-subj"}  # selection -> id suffix
 
 
 def spec_record(spec: CalibrationSpec) -> dict[str, Any]:
@@ -68,6 +92,8 @@ def spec_record(spec: CalibrationSpec) -> dict[str, Any]:
     record = asdict(spec)
     if spec.packing == "joined":
         del record["packing"]
+    if spec.selection == "global":
+        del record["selection"]
     return record
 
 
@@ -79,6 +105,27 @@ def select_rows(rows: list[str], n: int, seed: int) -> list[str]:
     if n > len(rows):
         log.warning("asked for %d rows but the corpus has %d: using all of them", n, len(rows))
     return [rows[i] for i in order[:n]]
+
+
+def select_rows_per_subject(rows_by_subject: dict[str, list[str]], n: int, seed: int) -> list[str]:
+    """The released MMLU loader's rows: ``n`` split evenly over the subjects (alphabetical order), the
+    counts shuffled with ``random.Random(seed)``, each subject's rows permuted with ``default_rng(seed)``."""
+    if n <= 0:
+        raise ValueError(f"calibration n must be > 0, got {n}")
+    if not rows_by_subject:
+        raise ValueError("per-subject calibration needs rows grouped by subject, got none")
+    subjects = sorted(rows_by_subject)
+    q, extra = divmod(int(n), len(subjects))
+    counts = [q + 1] * extra + [q] * (len(subjects) - extra)
+    random.Random(seed).shuffle(counts)
+    chosen = []
+    for subject, k in zip(subjects, counts):
+        rows = rows_by_subject[subject]
+        if k > len(rows):
+            log.warning("subject %s: asked for %d rows but it has %d: using all of them", subject, k, len(rows))
+        order = np.random.default_rng(seed).permutation(len(rows))
+        chosen += [rows[i] for i in order[:k]]
+    return chosen
 
 
 def tokenize_windows(text: str, tokenizer, seq_len: int) -> torch.Tensor:
@@ -105,8 +152,15 @@ def per_example_windows(rows: list[str], tokenizer, seq_len: int) -> tuple[torch
     return torch.tensor(out, dtype=torch.long), real
 
 
-def build_calibration(rows: list[str], tokenizer, spec: CalibrationSpec) -> tuple[torch.Tensor, dict[str, Any]]:
-    chosen = select_rows(rows, spec.n, spec.seed)
+def build_calibration(rows: list[str] | dict[str, list[str]], tokenizer,
+                      spec: CalibrationSpec) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Windows and their record; ``rows`` grouped by subject (a dict) for ``selection="per_subject"``."""
+    if spec.selection == "per_subject":
+        if not isinstance(rows, dict):
+            raise ValueError("calibration selection 'per_subject' needs the rows grouped by subject (a dict)")
+        chosen = select_rows_per_subject(rows, spec.n, spec.seed)
+    else:
+        chosen = select_rows(rows, spec.n, spec.seed)
     if spec.packing == "per_example":
         windows, real = per_example_windows(chosen, tokenizer, spec.seq_len)
         info = {**spec_record(spec), "id": spec.id, "rows_used": len(chosen), "tokens_total": real,

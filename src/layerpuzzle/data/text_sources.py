@@ -161,6 +161,35 @@ def calibration_rows(dataset: str, mirror: Path | None) -> tuple[list[str], dict
     return rows, info
 
 
+def mmlu_rows_by_subject(mirror: Path | None) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """MMLU prompts grouped by subject, for the released loader's per-subject selection.
+
+    Hub: each subject's ``validation`` split of ``cais/mmlu`` (the released loader asks for a
+    ``train`` split, which the subject configs lack, and falls back to ``validation``).
+    Mirror: its test rows (the first 20 of each subject), the only per-subject rows it holds.
+    """
+    info: dict[str, Any] = {"dataset": "mmlu", "source": "mirror" if mirror else "hub", "selection": "per_subject"}
+    grouped: dict[str, list[str]] = {}
+    if mirror is None:
+        from datasets import get_dataset_config_names
+
+        try:
+            subjects = sorted(c for c in get_dataset_config_names("cais/mmlu") if c not in ("all", "auxiliary_train"))
+        except Exception as exc:
+            raise _hub_error("MMLU subject list", exc) from exc
+        for subject in subjects:
+            ds = _load_hub(f"MMLU {subject} validation", "cais/mmlu", subject, split="validation")
+            grouped[subject] = [format_mmlu_question(r) for r in ds]
+        info["hub_id"] = "cais/mmlu (per-subject validation splits)"
+        return grouped, info
+    path = mirror_file(mirror, "mmlu/test")
+    for r in _read_jsonl(path):
+        grouped.setdefault(r["subject"], []).append(format_mmlu_question(r))
+    info["path"] = str(path)
+    info["note"] = "mirror: the first 20 test rows of each subject (the released loader reads the validation split)"
+    return grouped, info
+
+
 def perplexity_text(dataset: str, mirror: Path | None) -> tuple[str, dict[str, Any]]:
     """The evaluation text of come.md §8 as one string.
 

@@ -32,6 +32,16 @@ def token_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.cosine_similarity(a.float(), b.float(), dim=-1, eps=1e-8)
 
 
+def released_cosine(cos: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The released codes' clamped cosine: ``clamp(nan_to_num(a·b / (|a||b|), 0.5), 0, 1)``.
+
+    ``cos`` is :func:`token_cosine` of ``a`` and ``b``; where a token's state has zero norm the
+    released division is 0/0 = NaN, read as 0.5 (``token_cosine`` gives 0 there).
+    """
+    degenerate = (a.float().norm(dim=-1) == 0) | (b.float().norm(dim=-1) == 0) | cos.isnan()
+    return torch.where(degenerate, torch.full_like(cos, 0.5), cos).clamp(0, 1)
+
+
 @dataclass
 class CosineStats:
     """Running sums of per-token cosines between two hidden-state streams."""
@@ -46,9 +56,10 @@ class CosineStats:
         """Add a batch: ``a`` and ``b`` are (B, S, D) streams at two depths."""
         cos = token_cosine(a, b).double()
         self.cos_sum += float(cos.sum())
-        self.clamped_distance_sum += float((1.0 - torch.nan_to_num(cos, nan=0.5).clamp(0, 1)).sum())
+        clamped = released_cosine(cos, a, b)
+        self.clamped_distance_sum += float((1.0 - clamped).sum())
         self.n_tokens += cos.numel()
-        last = torch.nan_to_num(cos[:, -1], nan=0.5).clamp(0, 1)
+        last = clamped[:, -1]
         self.last_angular_sum += float(torch.arccos(last).sum()) / math.pi
         self.n_windows += cos.shape[0]
 

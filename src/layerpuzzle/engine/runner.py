@@ -134,10 +134,28 @@ class LayerwiseRunner:
         return torch.cat(out).cpu()
 
     @torch.no_grad()
-    def nll(self, hidden: Hidden | None = None, start: int = 0) -> float:
-        """Total calibration NLL of the current model, from the input of layer ``start``."""
+    def released_nll(self, last_hidden: Hidden) -> float:
+        """The released ``get_loss`` (SLEB and CoMe-P in the CoMe code), one value per runner batch:
+
+            Σ_batches float(mean CE over the batch's shifted tokens, in the model dtype) · S · B
+
+        summed in fp32.  In bf16 each batch's loss is rounded to bf16 before the sum, so near-equal
+        candidates can tie; :meth:`window_nll` computes the CE on fp32 logits instead.
+        """
+        losses = []
+        for h, ids in zip(last_hidden, self.batches()):
+            logits = self.model.lm_head(arch.final_norm(self.model)(h))
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+            losses.append(loss.float() * ids.shape[1] * ids.shape[0])
+        return torch.stack(losses).sum().item()
+
+    @torch.no_grad()
+    def nll(self, hidden: Hidden | None = None, start: int = 0, released: bool = False) -> float:
+        """Total calibration NLL of the current model, from the input of layer ``start``
+        (``released``: :meth:`released_nll`)."""
         hidden = self.embed() if hidden is None else hidden
-        return float(self.window_nll(self.run(hidden, start)).sum())
+        out = self.run(hidden, start)
+        return self.released_nll(out) if released else float(self.window_nll(out).sum())
 
 
 @contextmanager

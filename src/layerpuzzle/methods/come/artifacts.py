@@ -91,7 +91,9 @@ def run_notes(method: str, settings: dict[str, Any], result: MergeResult, calibr
         notes.append(f"Retention ratios r_t ∝ BI_t^p with p = {settings['p']}, minimum share rho = {settings['rho']} "
                      f"({settings['layers_per_merge']} layers per merge).")
     else:
-        notes.append(f"Ratio [r, 1-r] searched over r ∈ {{i/{settings['granularity']}}} by summed calibration NLL.")
+        grid = (f"np.arange(0, 1 + 1/{settings['granularity']}, 1/{settings['granularity']}) (released float grid)"
+                if settings.get("ratio_grid") == "released" else f"{{i/{settings['granularity']}}}")
+        notes.append(f"Ratio [r, 1-r] searched over r ∈ {grid} by summed calibration NLL.")
     if model_note:
         notes.append(model_note)
     notes.append(f"Calibration: {calibration.get('dataset')} train, {calibration.get('n')} rows, seed "

@@ -2,9 +2,13 @@
 
 Windows are always 2 layers, chosen by SBI as in CoMe.  For the window
 ``(l*, l*+1)`` every candidate ``r ∈ {i/n : i = 0..n}`` (n = ``granularity``)
-is tried: merge with ratios ``[r, 1-r]`` (``r`` = share of the lower layer),
+is tried (``ratio_grid="released"``: the released code's
+``np.arange(0, 1 + 1/n, 1/n)``, whose floats ``i·(1/n)`` differ from ``i/n``
+in the last bit for some ``i``; on 40 KV heads candidates 12, 14, 17 and 19 of
+n = 20 then keep one head more of the lower layer, see docs/methods/come_p.md): merge with ratios ``[r, 1-r]`` (``r`` = share of the lower layer),
 compute the summed calibration NLL (mean CE per window × S, the released
-``get_loss``), and keep the argmin (first on ties).  ``p`` and ``ρ`` are not
+``get_loss``; ``nll="released"`` also computes the CE in the model dtype per
+batch as that code does), and keep the argmin (first on ties).  ``p`` and ``ρ`` are not
 used.  ``r = 1`` keeps no unit of the upper layer: that is dropping it, except
 that the norm weights are still averaged.
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ...models import architecture as arch
@@ -38,6 +43,8 @@ class ComePSettings(LoopSettings):
     """CoMe-P: 2-layer windows, ``granularity`` + 1 candidate ratios."""
 
     granularity: int = 20
+    ratio_grid: str = "exact"  # exact: i/n | released: np.arange(0, 1 + 1/n, 1/n)
+    nll: str = "fp32"  # fp32: CE on fp32 logits | released: the code's get_loss, CE in the model dtype
 
     def check(self) -> None:
         super().check()
@@ -46,12 +53,30 @@ class ComePSettings(LoopSettings):
                              f"got layers_per_merge={self.layers_per_merge}")
         if int(self.granularity) < 1:
             raise ValueError(f"granularity must be >= 1, got {self.granularity}")
+        candidate_ratios(self.granularity, self.ratio_grid)  # raises on a bad grid before any work
+        if self.nll not in ("fp32", "released"):
+            raise ValueError(f"nll={self.nll!r} is not allowed; allowed: fp32, released")
 
 
-def candidate_ratios(granularity: int) -> list[float]:
-    """Γ = {i/n : i = 0..n} (the lower layer's share), ascending."""
+RATIO_GRIDS = ("exact", "released")
+
+
+def candidate_ratios(granularity: int, grid: str = "exact") -> list[float]:
+    """Γ (the lower layer's share), ascending: ``i/n`` (exact) or the released ``np.arange`` floats.
+
+    ``np.arange(0, 1 + 1/n, 1/n)`` holds ``i·(1/n)``; for some n (6, 9, 30, ...) it also
+    overshoots to an (n+2)-th value above 1, a negative share the merge cannot use: refused.
+    """
     n = int(granularity)
-    return [i / n for i in range(n + 1)]
+    if grid == "exact":
+        return [i / n for i in range(n + 1)]
+    if grid != "released":
+        raise ValueError(f"ratio_grid={grid!r} is not allowed; allowed: {', '.join(RATIO_GRIDS)}")
+    values = [float(r) for r in np.arange(0, 1 + 1 / n, 1 / n)]
+    if len(values) != n + 1 or values[-1] > 1.0:
+        raise ValueError(f"ratio_grid='released' with granularity={n}: np.arange gives {len(values)} candidates "
+                         f"up to {values[-1]!r} (a share above 1); choose another granularity or ratio_grid='exact'")
+    return values
 
 
 @contextmanager
@@ -75,7 +100,7 @@ def candidate_input(ctx: WindowContext):
 
 
 def candidate_nll(ctx: WindowContext, r: float, *, query_mapping: str, qk_norm: str, from_depth: int = 0,
-                  hidden=None) -> float:
+                  hidden=None, nll: str = "fp32") -> float:
     """Summed calibration NLL of the current model with its window merged at ratios ``[r, 1-r]``.
 
     ``hidden`` = ``h[from_depth]`` of the current model (``from_depth <= l*``; None = from the embeddings).
@@ -84,7 +109,7 @@ def candidate_nll(ctx: WindowContext, r: float, *, query_mapping: str, qk_norm: 
     kv = [ctx.scores.kv[l] for l in (ctx.start, ctx.stop)]
     with tentative_merge(ctx.model, ctx.start, ctx.stop, [r, 1.0 - r], ffn, kv,
                          query_mapping=query_mapping, qk_norm=qk_norm):
-        return ctx.runner.nll(hidden, start=from_depth)
+        return ctx.runner.nll(hidden, start=from_depth, released=nll == "released")
 
 
 def nll_search_rule(settings: ComePSettings) -> RatioRule:
@@ -93,9 +118,9 @@ def nll_search_rule(settings: ComePSettings) -> RatioRule:
     def rule(ctx: WindowContext) -> RatioChoice:
         rows, best = [], None
         from_depth, hidden = candidate_input(ctx)
-        for i, r in enumerate(candidate_ratios(settings.granularity)):
+        for i, r in enumerate(candidate_ratios(settings.granularity, settings.ratio_grid)):
             nll = candidate_nll(ctx, r, query_mapping=settings.query_mapping, qk_norm=settings.qk_norm,
-                                from_depth=from_depth, hidden=hidden)
+                                from_depth=from_depth, hidden=hidden, nll=settings.nll)
             rows.append({"candidate": i, "r": r, "nll": nll})
             if best is None or nll < rows[best]["nll"]:
                 best = i

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ...engine.block_influence import CosineStats, token_cosine
+from ...engine.block_influence import CosineStats, released_cosine, token_cosine
 
 BIEstimator = Literal["cosine_mean", "released"]
 SBIEstimator = Literal["cosine_mean", "released", "angular_all"]
@@ -45,7 +45,7 @@ class AngularStats:
     n_tokens: int = 0
 
     def update(self, a: torch.Tensor, b: torch.Tensor) -> None:
-        cos = torch.nan_to_num(token_cosine(a, b).double(), nan=0.5).clamp(0, 1)
+        cos = released_cosine(token_cosine(a, b).double(), a, b)  # zero-norm states: 0/0 -> 0.5, as released
         self.angular_sum += float(torch.arccos(cos).sum()) / math.pi
         self.n_tokens += cos.numel()
 

@@ -32,8 +32,11 @@ _COMMON_KEYS = {
 VARIANT_KEYS = {
     "come": {**_COMMON_KEYS, "p": float, "rho": float, "rho_rule": str, "layers_per_merge": int, "bi_estimator": str,
              "sbi_span": str},
-    "come_p": {**_COMMON_KEYS, "granularity": int},
+    "come_p": {**_COMMON_KEYS, "granularity": int, "ratio_grid": str, "nll": str},
 }
+# settings only a variant sets (no method-level key): absent = the dataclass default, so the
+# settings (and rule parameters) of variants without them are as before
+VARIANT_ONLY_SETTINGS = {"come": (), "come_p": ("ratio_grid", "nll")}
 SETTING_KEYS = {
     "come": ("layers_per_merge", "sbi_estimator", "bi_estimator", "remerge", "last_layer_output", "query_mapping",
              "qk_norm", "p", "rho", "rho_rule"),
@@ -83,6 +86,9 @@ def resolve_settings(key: str, method_cfg: Mapping[str, Any], model: str, varian
         value = variant.get(name, per_model.get(name, method_cfg.get(name)))
         if value is not None:
             out[name] = value
+    for name in VARIANT_ONLY_SETTINGS[key]:
+        if name in variant:
+            out[name] = variant[name]
     return out
 
 

@@ -91,7 +91,8 @@ def compute_order(key: str, model, *, variant: dict[str, Any], settings: dict[st
     facts: dict[str, Any] = {}
     candidates = None
     if key == "mag_plus":
-        order = magnitude_order(model, plus_heuristic=bool(variant.get("plus_heuristic", True)))
+        order = magnitude_order(model, plus_heuristic=bool(variant.get("plus_heuristic", True)),
+                                reduction=variant.get("reduction", "fp32"))
     elif key == "reverse":
         order = reverse_order(arch.num_layers(model), keep_last=int(variant.get("keep_last", 0)))
     elif key == "taylor_plus":
@@ -101,17 +102,21 @@ def compute_order(key: str, model, *, variant: dict[str, Any], settings: dict[st
     elif key == "shortgpt":
         runner = LayerwiseRunner(model, calib, batch_size=int(settings.get("batch_size", 1)), device=device)
         llo = variant.get("last_layer_output", "raw")
-        bi = block_influence(runner, last_layer_output=llo)
-        order = shortgpt_order(bi, published=published,
-                               info={"score": "BI = 1 - mean cos (engine estimator cosine_mean)",
-                                     "last_layer_output": llo, "windows": int(calib.shape[0]),
-                                     "seq_len": int(calib.shape[1])})
+        est = variant.get("bi_estimator", "cosine_mean")
+        bi = block_influence(runner, last_layer_output=llo, estimator=est)
+        score = ("BI = 1 - mean cos (engine estimator cosine_mean)" if est == "cosine_mean" else
+                 "BI = sum (1 - clamp(cos, 0, 1)) / L (engine estimator released)")
+        info = {"score": score, "last_layer_output": llo, "windows": int(calib.shape[0]),
+                "seq_len": int(calib.shape[1])}
+        if est != "cosine_mean":  # the default's record stays as it was
+            info["bi_estimator"] = est
+        order = shortgpt_order(bi, published=published, info=info)
         facts["layer_forwards"] = runner.layer_forwards
     elif key == "sleb":
         n = steps_needed(model.config, fractions)
         runner = LayerwiseRunner(model, calib, batch_size=int(settings.get("batch_size", 1)), device=device)
         res = sleb_order(runner, n, early_barrier=int(variant.get("early_barrier", 1)),
-                         latter_barrier=int(variant.get("latter_barrier", 1)))
+                         latter_barrier=int(variant.get("latter_barrier", 1)), nll=variant.get("nll", "fp32"))
         order, candidates = res.order, res.candidates
         facts["layer_forwards"] = res.layer_forwards
         facts["candidate_evaluations"] = int(len(candidates))

@@ -1,13 +1,19 @@
-"""ShortGPT: one-shot removal of the layers with the lowest Block Influence (baselines.md §3).
+"""ShortGPT: one-shot removal of the layers with the lowest Block Influence (docs/methods/shortgpt.md).
 
-    BI_l = 1 - E_{x,t} cos(h[l]_t, h[l+1]_t)          (ShortGPT Eq. 1; come.md §1)
+    BI_l = 1 - E_{x,t} cos(h[l]_t, h[l+1]_t)                       (ShortGPT Eq. 1; bi_estimator "cosine_mean")
+    BI_l = Σ_{x,t} (1 - clamp(cos(h[l]_t, h[l+1]_t), 0, 1)) / L      (bi_estimator "released")
 
-computed by the engine's streaming pass (:func:`layerpuzzle.engine.layer_scores.score_layers`,
-estimator ``cosine_mean``).  The reproduction code sums ``1 - cos`` over every
-token instead of averaging; all layers see the same tokens, so the order is the
-same.  ``last_layer_output="final_norm"`` takes the last layer's output after the
-final RMSNorm, as the ``hf-models`` branch (HF ``output_hidden_states``) does;
-``raw`` is the paper's definition.  No layer is protected.
+computed by the engine's streaming pass (:func:`layerpuzzle.engine.layer_scores.score_layers`).
+``cosine_mean`` is the paper's definition.  ``released`` is the CoMe code's
+``methods/shortgpt.py:block_influence``: each token's cosine clamped to
+[0, 1] (a NaN cosine, i.e. a zero-norm state, read as 0.5) before ``1 - cos``,
+summed over every token and divided by the number of layers; it is the same
+engine estimator as CoMe's ``bi_estimator: released``.  The clamp matters
+only for tokens whose layer output points against its input (unclamped BI > 1).
+``last_layer_output="final_norm"`` takes the last layer's output after the
+final RMSNorm, as HF ``output_hidden_states`` (the reproduction code's
+``hf-models`` branch and the CoMe code) does; ``raw`` is the paper's
+definition.  No layer is protected.
 
 CoMe (App. B.1) used the ShortGPT paper's published order for LLaMA-2-7B (9
 layers) and LLaMA-2-13B (10 layers) and appended its own lowest-BI layers:
@@ -20,6 +26,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from ...engine.block_influence import ESTIMATORS
 from ...engine.layer_scores import score_layers
 from ...engine.runner import LayerwiseRunner
 from .removal import RemovalOrder, ascending_order
@@ -27,11 +34,14 @@ from .removal import RemovalOrder, ascending_order
 DISPLAY_NAME = "ShortGPT"
 
 
-def block_influence(runner: LayerwiseRunner, last_layer_output: str = "raw") -> list[float]:
-    """BI of every layer over the runner's calibration windows (engine estimator ``cosine_mean``)."""
+def block_influence(runner: LayerwiseRunner, last_layer_output: str = "raw",
+                    estimator: str = "cosine_mean") -> list[float]:
+    """BI of every layer over the runner's calibration windows under engine ``estimator``."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"bi_estimator={estimator!r}; allowed: {', '.join(ESTIMATORS)}")
     scores = score_layers(runner, max_span=0, last_layer_output=last_layer_output,
                           collect_activations=False, progress=False)
-    return bi_from_rows(pd.DataFrame(scores.table.rows()))
+    return bi_from_rows(pd.DataFrame(scores.table.rows()), estimator)
 
 
 def bi_from_rows(df: pd.DataFrame, estimator: str = "cosine_mean") -> list[float]:

@@ -7,7 +7,10 @@ and compute the calibration loss
     NLL = Σ_windows mean_t CE(window) · S          (SLEB ``get_loss``; runner.window_nll)
 
 then remove for good the block with the lowest NLL (ties: the first, as the
-code's strict ``<``).  The order lists original indices in removal order, so
+code's strict ``<``).  ``nll="released"`` computes it as the CoMe code's
+``get_loss`` does (:meth:`LayerwiseRunner.released_nll`: the cross-entropy of
+each batch in the model dtype, so in bf16 near-equal candidates tie);
+the default computes the cross-entropy on fp32 logits.  The order lists original indices in removal order, so
 the orders of smaller targets are prefixes of it.
 
 Incremental evaluation: removing alive block j leaves the residual stream
@@ -47,17 +50,23 @@ def _inputs_of_alive(runner: LayerwiseRunner, alive: list[int], states: list[Hid
     return states
 
 
-def candidate_nll(runner: LayerwiseRunner, alive: list[int], states: list[Hidden], position: int) -> float:
+NLL_MODES = ("fp32", "released")
+
+
+def candidate_nll(runner: LayerwiseRunner, alive: list[int], states: list[Hidden], position: int,
+                  nll: str = "fp32") -> float:
     """Calibration NLL with alive block ``position`` removed, from its cached input."""
     h = states[position]
     for q in range(position + 1, len(alive)):
         h = runner.layer(alive[q], h)
-    return float(runner.window_nll(h).sum())
+    return runner.released_nll(h) if nll == "released" else float(runner.window_nll(h).sum())
 
 
 def sleb_order(runner: LayerwiseRunner, n_remove: int, *, early_barrier: int = 1, latter_barrier: int = 1,
-               progress: bool = True) -> SlebResult:
+               progress: bool = True, nll: str = "fp32") -> SlebResult:
     """Greedy removal of ``n_remove`` blocks over the runner's calibration windows."""
+    if nll not in NLL_MODES:
+        raise ValueError(f"nll={nll!r}; allowed: {', '.join(NLL_MODES)}")
     n_layers = arch.num_layers(runner.model)
     alive = list(range(n_layers))
     forwards_before = runner.layer_forwards
@@ -71,19 +80,21 @@ def sleb_order(runner: LayerwiseRunner, n_remove: int, *, early_barrier: int = 1
         best_pos, best_nll = -1, float("inf")
         step_rows = []
         for pos in range(lo, hi):
-            nll = candidate_nll(runner, alive, states, pos)
-            step_rows.append({"iteration": it, "layer": alive[pos], "position": pos, "nll": nll, "chosen": False})
-            if nll < best_nll or best_pos < 0:
-                best_pos, best_nll = pos, nll
+            value = candidate_nll(runner, alive, states, pos, nll)
+            step_rows.append({"iteration": it, "layer": alive[pos], "position": pos, "nll": value, "chosen": False})
+            if value < best_nll or best_pos < 0:
+                best_pos, best_nll = pos, value
         step_rows[best_pos - lo]["chosen"] = True
         rows += step_rows
         removed.append(alive[best_pos])
         nlls.append(best_nll)
         del alive[best_pos]
         states = _inputs_of_alive(runner, alive, states, best_pos)
-    order = RemovalOrder(method=DISPLAY_NAME, n_layers=n_layers, layers=removed, scores=nlls,
-                         info={"score": "calibration NLL after the removal (sum over windows of mean CE x S)",
-                               "early_barrier": early_barrier, "latter_barrier": latter_barrier,
-                               "windows": int(runner.input_ids.shape[0]), "seq_len": int(runner.input_ids.shape[1])})
+    info = {"score": "calibration NLL after the removal (sum over windows of mean CE x S)",
+            "early_barrier": early_barrier, "latter_barrier": latter_barrier,
+            "windows": int(runner.input_ids.shape[0]), "seq_len": int(runner.input_ids.shape[1])}
+    if nll != "fp32":  # the default's record stays as it was
+        info.update(nll=nll, score="released get_loss: per batch CE in the model dtype x S x B, summed")
+    order = RemovalOrder(method=DISPLAY_NAME, n_layers=n_layers, layers=removed, scores=nlls, info=info)
     return SlebResult(order=order, candidates=pd.DataFrame(rows, columns=["iteration", "layer", "position", "nll", "chosen"]),
                       layer_forwards=runner.layer_forwards - forwards_before)
