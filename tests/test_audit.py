@@ -22,7 +22,7 @@ from safetensors.torch import save
 
 from layerpuzzle.atomic import write_json
 from layerpuzzle.audit import AuditSettings, JobSelector, Tolerance, build_manifest, select_jobs
-from layerpuzzle.audit.compare import SAFETENSORS_RULE, compare_output
+from layerpuzzle.audit.compare import RESUME_RULE, SAFETENSORS_RULE, compare_output
 from layerpuzzle.audit.manifest import tree_state
 from layerpuzzle.audit.paper_deltas import column_kind, paper_deltas, table_deltas
 from layerpuzzle.audit.records import FileRef
@@ -288,6 +288,27 @@ def test_directory_comparison_names_the_differing_files(tmp_path):
     assert (out.outcome, out.differing_files) == ("different", ("model.bin",))
     (b / "model.bin").write_bytes(b"w1")
     assert compare_output("results/m/pruned/x", sha256_path(a), a, b).outcome == "identical"
+
+
+def test_resumed_training_record_is_equivalent_only_in_its_resume_bookkeeping(tmp_path):
+    """A killed-and-resumed job's training.json differs from an uninterrupted re-run only in
+    phases[].resumed_from / steps_run; any other difference (a loss, a weight hash) stays 'different'."""
+    def checkpoint(d, resumed_from, steps_run, loss=1.5, sha="ab"):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"same weights")
+        (d / "training.json").write_text(json.dumps({"method": "CoMe-sp", "phases": [
+            {"name": "b0", "steps": 6, "last_loss": loss, "resumed_from": resumed_from, "steps_run": steps_run,
+             "params_sha256": sha}]}))
+    resumed, rerun = tmp_path / "resumed", tmp_path / "rerun"
+    checkpoint(resumed, 3, 3)
+    checkpoint(rerun, None, 6)
+    out = compare_output("results/m/pruned/come_sp/sp30/v", sha256_path(resumed), resumed, rerun)
+    assert (out.outcome, out.differing_files, out.rules) == ("equivalent", ("training.json",), (RESUME_RULE,))
+    for name, kwargs in (("loss", {"loss": 1.25}), ("sha", {"sha": "cd"})):
+        other = tmp_path / name
+        checkpoint(other, None, 6, **kwargs)
+        assert compare_output("results/m/pruned/come_sp/sp30/v", sha256_path(resumed), resumed, other).outcome == \
+            "different"
 
 
 # ------------------------------------------------------------------ paper deltas

@@ -26,6 +26,13 @@ never as identical); every other difference is ``different``:
    run and ``{"model":..,"calib":..}`` in the next (observed on the layer-scores
    job).  Two files are equivalent when their headers are equal as JSON objects
    (names, dtypes, shapes, offsets, metadata) and their tensor bytes are equal.
+
+3. Resume bookkeeping — a post-training checkpoint's ``training.json`` records, per
+   phase, ``resumed_from`` (the step a killed job resumed from) and ``steps_run``
+   (the optimiser steps this process executed).  They say how the job ran, not
+   what it computed: a job killed and resumed gives the same weights, losses and
+   ``params_sha256`` as an uninterrupted re-execution, but other values here.  Such
+   a file is compared as JSON without exactly these two keys of each phase.
 """
 
 from __future__ import annotations
@@ -43,6 +50,17 @@ VOLATILE_JSON_KEYS: dict[str, tuple[str, ...]] = {
     "results/*/eval/*/task-*.raw.json": ("date", "pretty_env_info", "git_hash", "upper_git_hash"),
 }
 SAFETENSORS_RULE = "safetensors header as JSON (metadata key order ignored) + tensor bytes"
+RESUME_KEYS: tuple[str, ...] = ("resumed_from", "steps_run")
+RESUME_RULE = "training.json without the resume bookkeeping (phases[].resumed_from, steps_run)"
+
+
+def without_resume_bookkeeping(path: Path) -> Any:
+    """training.json with :data:`RESUME_KEYS` removed from every phase."""
+    data = json.loads(path.read_text())
+    if isinstance(data, dict) and isinstance(data.get("phases"), list):
+        data["phases"] = [{k: v for k, v in p.items() if k not in RESUME_KEYS} if isinstance(p, dict) else p
+                          for p in data["phases"]]
+    return data
 
 
 @dataclass(frozen=True)
@@ -89,6 +107,8 @@ def equivalence_rule(path: str, a: Path, b: Path) -> str | None:
             return f"json without {', '.join(keys)}"
         if path.endswith(".safetensors") and safetensors_parts(a) == safetensors_parts(b):
             return SAFETENSORS_RULE
+        if path.endswith("/training.json") and without_resume_bookkeeping(a) == without_resume_bookkeeping(b):
+            return RESUME_RULE
     except (ValueError, struct.error, OSError):
         return None
     return None
