@@ -71,3 +71,39 @@ def test_method_training_length_is_checked():
         check_references(c)
     c["methods"]["streamline"]["data"]["seq_len"] = 8192
     check_references(c)
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda c: c["run"].__setitem__("targets", [float("nan")]), "run.targets[0]"),
+        (lambda c: c["run"].__setitem__("targets", [0.3, float("inf")]), "run.targets[1]"),
+        (lambda c: c.setdefault("methods", {}).setdefault("come", {}).__setitem__("p", float("nan")), "methods.come.p"),
+        (lambda c: c.setdefault("methods", {}).setdefault("come", {}).__setitem__("rho", float("inf")), "methods.come.rho"),
+        (lambda c: c["methods"]["come_sp"]["variants"][0].__setitem__("lr", float("-inf")), "methods.come_sp.variants[0].lr"),
+        (lambda c: c["evaluation"]["perplexity"].__setitem__("max_windows", {"c4": float("nan")}),
+         "evaluation.perplexity.max_windows.c4"),
+        (lambda c: c["models"]["smollm2-135m"].__setitem__("architecture", {"hidden_size": float("nan")}),
+         "models.smollm2-135m.architecture.hidden_size"),
+    ],
+)
+def test_non_finite_numbers_are_rejected_everywhere(edit, key):
+    """NaN passes every range check (comparisons with NaN are false), ±inf the open ones: both are named."""
+    c = default()
+    edit(c)
+    with pytest.raises(ConfigError) as err:
+        validate_config(c, SCHEMA)
+    assert f"config key `{key}`: value " in str(err.value)
+    assert "is not allowed; it must be a finite number" in str(err.value)
+
+
+def test_infinite_p_stays_allowed_where_the_schema_says_so():
+    """CoMe's p = .inf (Table 11) is the one place infinity is a real setting; NaN is still refused there."""
+    c = default()
+    c.setdefault("methods", {})["come"] = {"p": float("inf"), "variants": [{}, {"p": float("inf")}],
+                                           "ablations": {"p": [1, float("inf")]}}
+    validate_config(c, SCHEMA)
+    c = default()
+    c.setdefault("methods", {})["come"] = {"variants": [{"p": float("nan")}]}
+    with pytest.raises(ConfigError, match=r"`methods\.come\.variants\[0\]\.p`: value nan is not allowed; it must be a finite"):
+        validate_config(c, SCHEMA)

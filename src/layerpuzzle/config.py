@@ -6,6 +6,7 @@ are reported at once, before any job runs.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -87,9 +88,55 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | str | Path)
         schema = load_schema(schema)
     cls = _with_defaults(jsonschema.validators.validator_for(schema))
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    if errors:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(_describe(e) for e in errors))
+    non_finite = _non_finite(config, schema)
+    bad = {key for key, _ in non_finite}
+    messages = [msg for _, msg in non_finite]
+    messages += [_describe(e) for e in errors if _key(e.absolute_path) not in bad]
+    if messages:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(messages))
     return config
+
+
+def _subschema(schema: dict[str, Any], root: dict[str, Any], part: str | int) -> dict[str, Any] | None:
+    """The schema of child ``part`` of a node described by ``schema`` (None when the schema says nothing)."""
+    while "$ref" in schema:  # "#/definitions/name"
+        node: Any = root
+        for piece in schema["$ref"].lstrip("#/").split("/"):
+            node = node[piece]
+        schema = node
+    if isinstance(part, int):
+        items = schema.get("items")
+        return items if isinstance(items, dict) else None
+    if part in (schema.get("properties") or {}):
+        return schema["properties"][part]
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
+
+
+def _non_finite(config: Any, schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, message) of every NaN, and of every infinity where the schema does not set ``allowInfinity``.
+
+    NaN passes every range check (all comparisons with it are false) and infinity passes the open
+    ones, so both are caught here, anywhere in the config. Only keys whose schema says
+    ``allowInfinity: true`` (CoMe's p, Eq. 3: p = ∞ keeps only the highest-BI layer) accept ±inf.
+    """
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, sub: dict[str, Any] | None, path: list) -> None:
+        if isinstance(node, float) and not math.isfinite(node):
+            if math.isnan(node) or not (sub or {}).get("allowInfinity", False):
+                key = _key(path)
+                found.append((key, f"config key `{key}`: value {node!r} is not allowed; it must be a finite number"
+                                   + ("" if math.isnan(node) else " (±inf is not allowed here)")))
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, _subschema(sub, schema, k) if sub else None, [*path, k])
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, _subschema(sub, schema, i) if sub else None, [*path, i])
+
+    walk(config, schema, [])
+    return found
 
 
 def canonical(obj: Any) -> Any:
