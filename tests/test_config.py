@@ -107,3 +107,23 @@ def test_infinite_p_stays_allowed_where_the_schema_says_so():
     c.setdefault("methods", {})["come"] = {"variants": [{"p": float("nan")}]}
     with pytest.raises(ConfigError, match=r"`methods\.come\.variants\[0\]\.p`: value nan is not allowed; it must be a finite"):
         validate_config(c, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m["come"].setdefault("ablations", {}).__setitem__("models", ["smollm2-135m", "llama-9000"]),
+         "`methods.come.ablations.models[1]`: value 'llama-9000' is not a model; allowed: smollm2-135m"),
+        (lambda m: m["come"].__setitem__("model_settings", {"lama2-7b": {"p": 2}}),
+         "`methods.come.model_settings`: key 'lama2-7b' is not a model; allowed: smollm2-135m"),
+        (lambda m: m["come_mp"].__setitem__("lrs_by_model", {"qwen": [1e-5]}),
+         "`methods.come_mp.lrs_by_model`: key 'qwen' is not a model; allowed: smollm2-135m"),
+    ],
+)
+def test_every_model_reference_is_checked(edit, message):
+    """A model name anywhere in the method settings must be configured (else: MissingInputException at run time)."""
+    c = validate_config(default(), SCHEMA)
+    edit(c["methods"])
+    with pytest.raises(ConfigError) as err:
+        check_references(c)
+    assert message in str(err.value)

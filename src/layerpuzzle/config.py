@@ -182,6 +182,7 @@ def check_references(config: dict[str, Any]) -> None:
         for i, name in enumerate(config["run"].get(key, [])):
             if name not in models:
                 errors.append(f"config key `run.{key}[{i}]`: value {name!r} is not a model; allowed: {', '.join(models)}")
+    errors += _model_references(config.get("methods") or {}, "methods", models)
     calibs = config["calibration"]
     if config["scores"]["calibration"] not in calibs:
         errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
@@ -197,6 +198,32 @@ def check_references(config: dict[str, Any]) -> None:
                               f"(max_position_embeddings {limit}); allowed: 2..{limit}")
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+MODEL_LIST_KEYS = ("models",)  # a list of model names (null = the default models)
+MODEL_MAP_KEYS = ("model_settings", "lrs_by_model")  # a mapping keyed by model name
+
+
+def _model_references(node: Any, path: str, models: dict[str, Any]) -> list[str]:
+    """Errors for every model name below ``node`` that is not a key of ``models``: the items of any
+    ``models`` list and the keys of ``model_settings`` / ``lrs_by_model``, at any depth."""
+    errors: list[str] = []
+    allowed = ", ".join(models)
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}"
+            if key in MODEL_LIST_KEYS and isinstance(value, list):
+                errors += [f"config key `{here}[{i}]`: value {name!r} is not a model; allowed: {allowed}"
+                           for i, name in enumerate(value) if name not in models]
+            elif key in MODEL_MAP_KEYS and isinstance(value, dict):
+                errors += [f"config key `{here}`: key {name!r} is not a model; allowed: {allowed}"
+                           for name in value if name not in models]
+            else:
+                errors += _model_references(value, here, models)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            errors += _model_references(value, f"{path}[{i}]", models)
+    return errors
 
 
 def _seq_lens(node: Any, path: str) -> dict[str, int]:
