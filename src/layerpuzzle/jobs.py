@@ -8,8 +8,9 @@ Scripts under ``workflow/scripts`` are thin::
 
 ``run_job`` sends logging, stdout and stderr (progress bars included) to the
 rule's ``log:``, sets torch's thread count to the rule's ``threads``, seeds
-Python/NumPy/torch from ``params.seed`` when present, and on success writes the
-provenance record to ``output.prov`` (when the rule declares it) and as
+Python/NumPy/torch from ``params.seed`` when present, makes every ``load_model``
+follow the ``trust_remote_code`` of the job's model entry (off unless set), and on
+success writes the provenance record to ``output.prov`` (when the rule declares it) and as
 ``provenance.json`` inside every directory output.
 """
 
@@ -61,9 +62,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def job_model_entry(smk) -> dict[str, Any]:
+    """The ``models:`` entry of the job's model (wildcard ``model``, else ``params.model``); {} when none."""
+    wildcards = getattr(smk, "wildcards", None)
+    name = getattr(wildcards, "model", None) if wildcards is not None else None
+    if name is None:
+        params = getattr(smk, "params", None)
+        name = params.get("model") if hasattr(params, "get") else None
+    models = (getattr(smk, "config", None) or {}).get("models") or {}
+    entry = models.get(name) if isinstance(name, str) else None
+    return entry if isinstance(entry, dict) else {}
+
+
 def run_job(smk, main: Callable[[Any], dict[str, Any] | None]) -> None:
     """Run ``main(smk)`` inside the job conventions above."""
     import torch
+
+    from .models.sources import set_trust_remote_code
+
+    trust_remote_code = bool(job_model_entry(smk).get("trust_remote_code", False))
+    set_trust_remote_code(trust_remote_code)  # every load_model of this job follows the model entry
 
     log_path = Path(smk.log[0]) if len(smk.log) else None
     stream = open(log_path, "w", buffering=1) if log_path else sys.stderr
@@ -81,6 +99,8 @@ def run_job(smk, main: Callable[[Any], dict[str, Any] | None]) -> None:
         started = now()
         log.info("rule %s: inputs %s", smk.rule, list(smk.input))
         extra = main(smk) or {}
+        if trust_remote_code:
+            extra = {**extra, "trust_remote_code": True}
         finished = now()
         outputs = _files(smk.output)
         prov_paths = outputs.pop("prov", [])

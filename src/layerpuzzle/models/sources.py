@@ -153,10 +153,26 @@ def prepare_model(spec: dict[str, Any], out_dir: Path, download_dir: Path) -> No
 
 
 # ---------------------------------------------------------------------------- loading
-def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False):
-    """Load ``(model, tokenizer)`` from a prepared HF directory: safetensors only, eval mode."""
+# What load_model does when its caller does not say: off. A workflow job sets it from its model
+# entry's `trust_remote_code` (layerpuzzle.jobs.run_job), so every load in that job follows the entry.
+_TRUST_REMOTE_CODE = {"default": False}
+
+
+def set_trust_remote_code(value: bool) -> None:
+    """Set the ``trust_remote_code`` that :func:`load_model` uses when it is not passed."""
+    _TRUST_REMOTE_CODE["default"] = bool(value)
+
+
+def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool | None = None):
+    """Load ``(model, tokenizer)`` from a prepared HF directory: safetensors only, eval mode.
+
+    ``trust_remote_code`` None = the value set by :func:`set_trust_remote_code` (off unless a job's
+    model entry turns it on).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if trust_remote_code is None:
+        trust_remote_code = _TRUST_REMOTE_CODE["default"]
     device = resolve_device(device)
     model = AutoModelForCausalLM.from_pretrained(
         str(path),
