@@ -163,9 +163,18 @@ def variant_of(key, slug):
     raise ValueError(f"method {key!r} has no configured variant {slug!r}; configured: {known}")
 
 
+def method_runs_on(key, model):
+    """False when method `key` has a `models` list (post-training methods) that leaves `model` out."""
+    allowed = (config["methods"].get(key) or {}).get("models")
+    return allowed is None or model in allowed
+
+
 def method_checkpoints(key, model):
-    """Checkpoint ids '<key>/<target label>/<slug>' of every enabled variant and target."""
+    """Checkpoint ids '<key>/<target label>/<slug>' of every enabled variant and target (none for a model
+    the method's `models` list leaves out)."""
     out = []
+    if not method_runs_on(key, model):
+        return out
     for v in method_variants(key):
         fractions = v.get("targets") or config["run"]["targets"]
         for t in fractions:

@@ -116,6 +116,8 @@ def test_infinite_p_stays_allowed_where_the_schema_says_so():
          "`methods.come.ablations.models[1]`: value 'llama-9000' is not a model; allowed: smollm2-135m"),
         (lambda m: m["come"].__setitem__("model_settings", {"lama2-7b": {"p": 2}}),
          "`methods.come.model_settings`: key 'lama2-7b' is not a model; allowed: smollm2-135m"),
+        (lambda m: m["come_sp"].__setitem__("models", ["llama2-7b"]),
+         "`methods.come_sp.models[0]`: value 'llama2-7b' is not a model; allowed: smollm2-135m"),
         (lambda m: m["come_mp"].__setitem__("lrs_by_model", {"qwen": [1e-5]}),
          "`methods.come_mp.lrs_by_model`: key 'qwen' is not a model; allowed: smollm2-135m"),
     ],
