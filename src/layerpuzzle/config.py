@@ -87,6 +87,7 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | str | Path)
     if not isinstance(schema, dict):
         schema = load_schema(schema)
     cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    _coerce_strings(config, schema)
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     non_finite = _non_finite(config, schema)
     bad = {key for key, _ in non_finite}
@@ -111,6 +112,58 @@ def _subschema(schema: dict[str, Any], root: dict[str, Any], part: str | int) ->
         return schema["properties"][part]
     extra = schema.get("additionalProperties")
     return extra if isinstance(extra, dict) else None
+
+
+_PY_TYPES = {"number": (int, float), "integer": (int,), "boolean": (bool,), "null": (type(None),)}
+
+
+def _scalar(text: str) -> Any:
+    """A string as YAML reads it (``0.2``, ``.inf``, ``true``, ``null``), ``1e-5`` included (YAML 1.1 reads it as text)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        for parse in (int, float):
+            try:
+                return parse(value)
+            except ValueError:
+                pass
+    return value
+
+
+def _coerce_strings(config: Any, schema: dict[str, Any]) -> None:
+    """Turn strings into the numbers, booleans or nulls the schema asks for, in place.
+
+    ``snakemake --config 'run={"targets": [0.2]}'`` reads nested values as text (YAML's base loader),
+    so ``0.2`` arrives as ``'0.2'``; a top-level ``--config seed=3`` is already a number. A string is
+    converted where the key's schema allows no string and the converted value has an allowed type;
+    below keys without a schema (``architecture``, ``overrides``) numbers, booleans and null are read as
+    YAML reads them. Anything else is left for the validator to report.
+    """
+    def fix(value: Any, sub: dict[str, Any] | None) -> Any:
+        if isinstance(value, str):
+            if sub is None:
+                new = _scalar(value)
+                return new if isinstance(new, (int, float, bool, type(None))) else value
+            types = sub.get("type")
+            types = [types] if isinstance(types, str) else (types or [])
+            if not types or "string" in types:
+                return value
+            new = _scalar(value)
+            wanted = tuple(t for name in types for t in _PY_TYPES.get(name, ()))
+            if isinstance(new, wanted) and not (isinstance(new, bool) and "boolean" not in types):
+                return new
+            return value
+        if isinstance(value, dict):
+            for k in list(value):
+                value[k] = fix(value[k], _subschema(sub, schema, k) if sub else None)
+        elif isinstance(value, list):
+            for i in range(len(value)):
+                value[i] = fix(value[i], _subschema(sub, schema, i) if sub else None)
+        return value
+
+    fix(config, schema)
 
 
 def _non_finite(config: Any, schema: dict[str, Any]) -> list[tuple[str, str]]:
