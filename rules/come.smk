@@ -56,7 +56,7 @@ rule come:
     output:
         ckpt=directory("results/{model}/pruned/come/{target}/{variant}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         variant=r"[A-Za-z0-9_.=,+-]+",
     params:
         key="come",
@@ -79,7 +79,7 @@ rule come_p:
     output:
         ckpt=directory("results/{model}/pruned/come_p/{target}/{variant}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         variant=r"[A-Za-z0-9_.=,+-]+",
     params:
         key="come_p",

@@ -22,6 +22,8 @@ validate(config)
 MIRROR = resolve_mirror(config["data"]["mirror"])
 MIRROR_PARAM = str(MIRROR) if MIRROR else ""
 RES = config["resources"]
+# {target}: sp + the sparsity target in percent (sp30; sp29.9 for a target that is not a whole percent)
+TARGET_RE = r"sp\d+(?:\.\d+)?"
 
 
 wildcard_constraints:
@@ -30,7 +32,7 @@ wildcard_constraints:
     scoring=r"(raw|final_norm)-span\d+",
     dataset="|".join(PERPLEXITY_DATASETS),
     task="|".join(config["evaluation"]["tasks"]),
-    ckpt=r"dense|[A-Za-z0-9_+.-]+/sp\d+/[A-Za-z0-9_.=,+-]+",
+    ckpt=r"dense|[A-Za-z0-9_+.-]+/" + TARGET_RE + r"/[A-Za-z0-9_.=,+-]+",
 
 
 # ------------------------------------------------------------------ models
@@ -186,6 +188,4 @@ def register_method(key):
     CHECKPOINT_PROVIDERS.append(lambda model: method_checkpoints(key, model))
 
 
-def target_fraction(label):
-    """'sp30' -> 0.3"""
-    return int(label[2:]) / 100.0
+from layerpuzzle.config import target_fraction  # 'sp30' -> 0.3, 'sp29.9' -> 0.299

@@ -178,7 +178,7 @@ rule dlp_checkpoint:
         ckpt=directory("results/{model}/pruned/{dlp}/{target}/{variant}"),
     wildcard_constraints:
         dlp="|".join(DLP_KEYS),
-        target=r"sp\d+",
+        target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
         method=lambda wc: wc.dlp,

@@ -35,7 +35,7 @@ rule laco:
     output:
         ckpt=directory(pruned_dir("laco")),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
         target=lambda wc: target_fraction(wc.target),
@@ -102,7 +102,7 @@ rule mka:
     output:
         ckpt=directory(pruned_dir("mka")),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
         target=lambda wc: target_fraction(wc.target),
@@ -182,7 +182,7 @@ rule fusegpt_mi:
     output:
         ckpt=directory(pruned_dir("fusegpt_mi")),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
     params:
         **fusegpt_params("fusegpt_mi", False),
     log:
@@ -232,7 +232,7 @@ rule fusegpt_mif:
     output:
         ckpt=directory(pruned_dir("fusegpt_mif")),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
     params:
         **fusegpt_params("fusegpt_mif", True),
     log:

