@@ -2,15 +2,27 @@
 import re
 from pathlib import Path
 
-from layerpuzzle.config import canonical, check_references, target_label, validate_config
+from layerpuzzle.config import (
+    canonical,
+    check_references,
+    load_schema,
+    method_defaults,
+    method_path_settings,
+    path_parts,
+    target_label,
+    validate_config,
+)
 from layerpuzzle.data.calibration import CalibrationSpec
 from layerpuzzle.data.text_sources import MIRROR_FILES, PERPLEXITY_DATASETS, resolve_mirror
 from layerpuzzle.evaluation.local_tasks import benchmark_mirror_files
 
 
+SCHEMA_FILE = Path(workflow.basedir) / "config" / "schema.yaml"
+
+
 def validate(config):
     """Schema (with defaults) + cross-references, before any job is scheduled."""
-    validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+    validate_config(config, SCHEMA_FILE)
     check_references(config)
     ordered = canonical(config)  # key order of the config files must not change any params
     config.clear()
@@ -156,13 +168,33 @@ def slug_params(variant):
     return {k: v for k, v in variant.items() if k not in ("label", "targets")}
 
 
-def variant_of(key, slug):
-    """The variant dict of method `key` whose slug is `slug` (error lists the configured ones)."""
-    for v in (config["methods"].get(key) or {}).get("variants", []):
-        if variant_slug(slug_params(v)) == slug:
+# Method-level settings enter the paths too (only where they differ from the schema default, so the
+# embedded default's paths are the variants' own slugs): layerpuzzle.config.method_path_settings.
+METHOD_SCHEMAS = load_schema(SCHEMA_FILE)["properties"]["methods"]["properties"]
+METHOD_DEFAULTS = method_defaults(config, SCHEMA_FILE)
+
+
+def path_settings(key, model):
+    """{name: value} of method `key`'s method-level settings that differ from the schema default, for `model`."""
+    return method_path_settings(config["methods"].get(key) or {}, METHOD_DEFAULTS.get(key) or {},
+                                METHOD_SCHEMAS.get(key) or {}, model)
+
+
+def variant_path(key, variant, model):
+    """The path component of a variant of method `key` on `model`: its own keys over the method-level
+    settings that differ from the defaults (`default` when there are none)."""
+    own = slug_params(variant)
+    return variant_slug({**path_parts(path_settings(key, model), own), **own})
+
+
+def variant_of(key, slug, model):
+    """The variant dict of method `key` whose path component on `model` is `slug` (error lists the configured ones)."""
+    variants = (config["methods"].get(key) or {}).get("variants", [])
+    for v in variants:
+        if variant_path(key, v, model) == slug:
             return v
-    known = [variant_slug(slug_params(v)) for v in (config["methods"].get(key) or {}).get("variants", [])]
-    raise ValueError(f"method {key!r} has no configured variant {slug!r}; configured: {known}")
+    known = [variant_path(key, v, model) for v in variants]
+    raise ValueError(f"method {key!r} has no configured variant {slug!r} on model {model!r}; configured: {known}")
 
 
 def method_runs_on(key, model):
@@ -180,7 +212,7 @@ def method_checkpoints(key, model):
     for v in method_variants(key):
         fractions = v.get("targets") or config["run"]["targets"]
         for t in fractions:
-            out.append(f"{key}/{target_label(t)}/{variant_slug(slug_params(v))}")
+            out.append(f"{key}/{target_label(t)}/{variant_path(key, v, model)}")
     return out
 
 

@@ -244,3 +244,61 @@ def test_nested_config_strings_are_read_as_numbers():
     c["run"]["targets"] = ["nan"]
     with pytest.raises(ConfigError, match=r"`run\.targets\[0\]`: value nan is not allowed; it must be a finite number"):
         validate_config(c, SCHEMA)
+
+
+# ---------------------------------------------------------------- method-level settings in checkpoint paths
+def _paths(c, key, model="smollm2-135m"):
+    from layerpuzzle.config import load_schema, method_defaults, method_path_settings, path_parts, variant_slug
+
+    schema = load_schema(SCHEMA)
+    defaults = method_defaults(c, schema)
+    level = method_path_settings(c["methods"][key], defaults[key], schema["properties"]["methods"]["properties"][key],
+                                 model)
+    out = []
+    for v in c["methods"][key]["variants"]:
+        own = {k: x for k, x in v.items() if k not in ("label", "targets")}
+        out.append(variant_slug({**path_parts(level, own), **own}))
+    return level, out
+
+
+def test_embedded_default_paths_are_the_variants_own_slugs():
+    """config/config.yaml sets no method-level setting away from its schema default: no path moves."""
+    c = validate_config(default(), SCHEMA)
+    for key in c["methods"]:
+        level, _ = _paths(c, key)
+        assert level == {}, key
+    assert _paths(c, "come")[1] == ["default"]
+    assert _paths(c, "come_sp")[1][1].startswith("batch_size=2,") and "temperature=100" in _paths(c, "come_sp")[1][1]
+
+
+def test_method_level_settings_name_the_path():
+    """methods.come.p: 2 used to write to come/sp30/default, overwriting the p = 1 result."""
+    c = default()
+    c["methods"]["come"] = {"p": 2, "recompute": "full", "calibration": {"n": 16}}
+    c = validate_config(c, SCHEMA)
+    level, slugs = _paths(c, "come")
+    # recompute is execution only (pathExempt); calibration is nested: dotted key
+    assert level == {"p": 2, "calibration.n": 16}
+    assert slugs == ["calibration.n=16,p=2"]
+    c["methods"]["come"]["variants"] = [{}, {"p": 4}]
+    assert _paths(c, "come")[1] == ["calibration.n=16,p=2", "calibration.n=16,p=4"]  # the variant's own p wins
+    # a per-model entry counts for its model only, under its own names; equal to the default = not named
+    c["methods"]["come"]["p"] = 1
+    c["methods"]["come"]["model_settings"] = {"smollm2-135m": {"p": 32, "rho": 0, "note": "x"}}
+    assert _paths(c, "come")[0] == {"p": 32, "calibration.n": 16}
+    assert _paths(c, "come", model="other")[0] == {"calibration.n": 16}
+
+
+def test_long_method_level_settings_become_a_digest():
+    from layerpuzzle.config import MAX_SLUG_CHARS, settings_digest
+
+    c = default()
+    c["methods"]["laco"] = {"per_model_target": {"smollm2-135m": {f"sp{t}": {"merge_layers": 4, "threshold": 0.5,
+                                                                            "interval": 2, "lowest_layer": 1}
+                                                               for t in (10, 20, 30)}}}
+    c = validate_config(c, SCHEMA)
+    level, slugs = _paths(c, "laco")
+    assert len(level) == 12
+    assert all(len(s) <= MAX_SLUG_CHARS for s in slugs)
+    assert all(s.startswith(f"settings={settings_digest(level)},") for s in slugs)
+    assert len(set(slugs)) == len(slugs) == 2

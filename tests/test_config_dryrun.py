@@ -35,3 +35,33 @@ def test_nested_numbers_given_with_config_on_the_command_line(tmp_path, mirror):
     assert "results/random-llama/pruned/reverse/sp29.9/keep_last=1" in out
     assert "/sp25/" not in out and "/sp30/" not in out
     assert scheduled_jobs(out)["evaluate_checkpoint"] == 3  # dense + reverse at 20 % and 29.9 %
+
+
+def _slugs(out, method, target="sp25"):
+    """Path components of results/random-llama/pruned/<method>/<target>/ in a dry run's listing (whose lists
+    are ', '-separated; a slug holds commas but no spaces)."""
+    return set(re.findall(rf"results/random-llama/pruned/{method}/{target}/([^\s;]+?)(?=,?\s|;|$)", out))
+
+
+@pytest.mark.parametrize("come, expected", [
+    ({"enabled": True}, "default"),  # today's path for today's settings
+    ({"enabled": True, "p": 2}, "p=2"),
+    ({"enabled": True, "p": 2, "recompute": "full"}, "p=2"),  # execution only: not in the path
+])
+def test_method_level_settings_enter_the_checkpoint_path(tmp_path, mirror, come, expected):
+    """Two configs that differ only in a method-level setting (methods.come.p) build two checkpoints; CoMe-sp
+    distils the one its config built."""
+    from workflow_utils import tiny_config
+
+    cfg = tiny_config(tmp_path, enable=("come", "come_sp"))
+    import yaml
+
+    c = yaml.safe_load(cfg.read_text())
+    c["methods"]["come"] = come
+    c["methods"]["come_sp"] = {"enabled": True, "variants": [{"steps": 2}]}
+    cfg.write_text(yaml.safe_dump(c))
+    out = snakemake(tmp_path, cfg, "-n", "all_evaluations").stdout
+    assert _slugs(out, "come") == {expected}
+    # CoMe-sp (its default target: 30 %) distils the CoMe checkpoint of this config at 30 %
+    assert _slugs(out, "come", "sp30") == {expected}
+    assert len(_slugs(out, "come_sp", "sp30")) == 1

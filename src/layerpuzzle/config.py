@@ -6,7 +6,10 @@ are reported at once, before any job runs.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -205,21 +208,107 @@ def canonical(obj: Any) -> Any:
     return obj
 
 
+def slug_value(v: Any) -> str:
+    """One value as it appears in a path slug: ``true``, ``2`` (for 2.0), ``1+2`` (a list), ``inf``;
+    characters a path component cannot carry unambiguously (``,`` ``=`` ``/`` spaces, ...) become ``_``."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (list, tuple)):
+        return "+".join(slug_value(x) for x in v)
+    if isinstance(v, dict):
+        return "+".join(f"{k}_{slug_value(x)}" for k, x in sorted(v.items()))
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", str(v))
+
+
 def variant_slug(params: dict[str, Any]) -> str:
     """A path-safe slug of a method variant's parameters: ``key=value`` pairs, sorted, comma-joined.
 
     ``label`` (a display name) is not part of the slug.
     """
-    def fmt(v: Any) -> str:
-        if isinstance(v, bool):
-            return str(v).lower()
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        if isinstance(v, (list, tuple)):
-            return "+".join(fmt(x) for x in v)
-        return str(v)
+    return ",".join(f"{k}={slug_value(v)}" for k, v in sorted(params.items()) if k != "label") or "default"
 
-    return ",".join(f"{k}={fmt(v)}" for k, v in sorted(params.items()) if k != "label") or "default"
+
+# Method-level keys that are structure, not settings: never part of a checkpoint path.
+PATH_STRUCTURE_KEYS = ("enabled", "variants", "models", "ablations")
+# Method-level maps keyed by model name: only the checkpoint's model's entry is part of its path.
+PER_MODEL_KEYS = ("model_settings", "lrs_by_model", "published_orders", "per_model_target")
+_MISSING = object()
+
+
+MAX_SLUG_CHARS = 200  # a path component may hold 255 bytes
+
+
+def path_parts(method_level: dict[str, Any], variant_params: dict[str, Any]) -> dict[str, Any]:
+    """The method-level settings as they enter a slug: as they are, or, when the slug would be longer
+    than :data:`MAX_SLUG_CHARS`, as ``settings=<12 hex digits of the sha256 of their sorted JSON>``
+    (e.g. LaCo's per-target search settings of config/paper.yaml; the full settings are in the checkpoint's
+    pruning.json and provenance)."""
+    if not method_level or len(variant_slug({**method_level, **variant_params})) <= MAX_SLUG_CHARS:
+        return dict(method_level)
+    return {"settings": settings_digest(method_level)}
+
+
+def settings_digest(method_level: dict[str, Any]) -> str:
+    """12 hex digits of the sha256 of the settings' sorted JSON (how long method-level settings appear in paths)."""
+    text = json.dumps(canonical(method_level), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def method_defaults(config: dict[str, Any], schema: dict[str, Any] | str | Path) -> dict[str, dict[str, Any]]:
+    """Every method's settings as the schema alone gives them (all defaults filled in)."""
+    if not isinstance(schema, dict):
+        schema = load_schema(schema)
+    bare = {k: v for k, v in config.items() if k != "methods"}
+    bare = validate_config(yaml.safe_load(yaml.safe_dump(bare)), schema)
+    return bare["methods"]
+
+
+def _flat_diff(value: Any, default: Any, name: str) -> dict[str, Any]:
+    """``{dotted key: value}`` of what differs between ``value`` and ``default`` (nested mappings flattened)."""
+    if isinstance(value, dict) and (isinstance(default, dict) or default is _MISSING or default is None):
+        base = default if isinstance(default, dict) else {}
+        out: dict[str, Any] = {}
+        for k in sorted(value, key=str):
+            out.update(_flat_diff(value[k], base.get(k, _MISSING), f"{name}.{k}"))
+        return out
+    return {} if value == default else {name: value}
+
+
+def method_path_settings(method_cfg: dict[str, Any], default_cfg: dict[str, Any], method_schema: dict[str, Any],
+                         model: str) -> dict[str, Any]:
+    """The method-level settings of ``method_cfg`` that differ from the schema default, as slug parameters
+    of ``model``'s checkpoints (README: a path names exactly the settings that built it).
+
+    Nested mappings become dotted keys (``calibration.n``); of a per-model map (``model_settings``,
+    ``lrs_by_model``, ``published_orders``, ``per_model_target``) only ``model``'s entry counts, and
+    ``model_settings`` entries appear under their own names (``p``, ``rho``: they act as the method-level
+    values for that model; its ``note`` is text for the model card). Left out: structure
+    (:data:`PATH_STRUCTURE_KEYS`) and keys whose schema sets ``pathExempt: true`` (execution only: the same
+    numbers either way, e.g. ``recompute``, ``checkpoint_every``). With every setting at its default the
+    result is empty, so the path stays the variant's own slug (``default``).
+    """
+    props = method_schema.get("properties") or {}
+    out: dict[str, Any] = {}
+    for key in sorted(method_cfg):
+        if key in PATH_STRUCTURE_KEYS or (props.get(key) or {}).get("pathExempt", False):
+            continue
+        value = method_cfg[key]
+        if key in PER_MODEL_KEYS:
+            entry = (value or {}).get(model) if isinstance(value, dict) else None
+            if entry is not None and key != "model_settings":
+                out.update(_flat_diff(entry, _MISSING, key))
+            continue
+        out.update(_flat_diff(value, default_cfg.get(key, _MISSING), key))
+    per_model = ((method_cfg.get("model_settings") or {}).get(model) or {})
+    for k, v in per_model.items():  # the model's own value replaces the method-level one
+        if k == "note":
+            continue
+        out.pop(k, None)
+        if v != default_cfg.get(k, _MISSING):
+            out[k] = v
+    return out
 
 
 TARGET_LABEL_DECIMALS = 6
