@@ -6,6 +6,8 @@ import pytest
 from conftest import REPO
 from workflow_utils import scheduled_jobs, snakemake
 
+pytestmark = pytest.mark.slow  # each test builds a DAG with Snakemake (30-60 s)
+
 POSTTRAIN = ("come_sp", "come_mp", "streamline", "fusegpt_train")
 
 
