@@ -302,3 +302,21 @@ def test_long_method_level_settings_become_a_digest():
     assert all(len(s) <= MAX_SLUG_CHARS for s in slugs)
     assert all(s.startswith(f"settings={settings_digest(level)},") for s in slugs)
     assert len(set(slugs)) == len(slugs) == 2
+
+
+def test_paper_hub_models_pin_a_revision_or_say_why_not():
+    """config/paper.yaml: every hub model has `revision:`, a 40-hex commit or null under a PLACEHOLDER note."""
+    import re
+
+    text = (REPO / "config" / "paper.yaml").read_text()
+    paper = yaml.safe_load(text)
+    hub = {name: m for name, m in paper["models"].items() if m["source"] == "hub"}
+    assert len(hub) == 7
+    lines = text.splitlines()
+    for name, m in hub.items():
+        assert "revision" in m, name
+        if m["revision"] is None:
+            at = next(i for i, line in enumerate(lines) if line.strip() == f"repo_id: {m['repo_id']}")
+            assert "PLACEHOLDER" in lines[at + 1] and lines[at + 2].strip() == "revision: null", name
+        else:
+            assert re.fullmatch(r"[0-9a-f]{40}", m["revision"]), name
