@@ -26,7 +26,12 @@ def come_variant(key, slug, model):
     base = path_settings(key, model)
     label = "" if slug == variant_path(key, {}, model) else slug
     fixed = {**base, "settings": settings_digest(base)}  # the method-level parts a slug may carry (or their digest)
-    return parse_slug(key, slug, fixed), label
+    params = parse_slug(key, slug, fixed)
+    canonical_slug = variant_path(key, params, model)
+    if canonical_slug != slug:  # one path per set of settings: the method-level parts must be named too
+        raise ValueError(f"{key} path component {slug!r} on model {model!r}: with this config's method-level "
+                         f"settings these settings are named {canonical_slug!r}; use that path")
+    return params, label
 
 
 def come_calibration(key, wc):

@@ -5,10 +5,10 @@ from pathlib import Path
 from layerpuzzle.config import (
     canonical,
     check_references,
+    checkpoint_slug,
     load_schema,
     method_defaults,
     method_path_settings,
-    path_parts,
     target_label,
     validate_config,
 )
@@ -183,8 +183,7 @@ def path_settings(key, model):
 def variant_path(key, variant, model):
     """The path component of a variant of method `key` on `model`: its own keys over the method-level
     settings that differ from the defaults (`default` when there are none)."""
-    own = slug_params(variant)
-    return variant_slug({**path_parts(path_settings(key, model), own), **own})
+    return checkpoint_slug(path_settings(key, model), variant)
 
 
 def variant_of(key, slug, model):

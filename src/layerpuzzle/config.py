@@ -250,6 +250,25 @@ def path_parts(method_level: dict[str, Any], variant_params: dict[str, Any]) -> 
     return {"settings": settings_digest(method_level)}
 
 
+def checkpoint_slug(method_level: dict[str, Any], variant: dict[str, Any]) -> str:
+    """A checkpoint's path component: the variant's own keys (not ``label``/``targets``) over the method-level
+    settings that differ from the schema default (:func:`method_path_settings`)."""
+    own = {k: v for k, v in variant.items() if k not in ("label", "targets")}
+    return variant_slug({**path_parts(method_level, own), **own})
+
+
+def config_checkpoint_slug(config: dict[str, Any], schema: dict[str, Any] | str | Path, key: str,
+                           variant: dict[str, Any], model: str) -> str:
+    """:func:`checkpoint_slug` of a variant of method ``key`` on ``model`` for a whole config (validated here;
+    the workflow caches the defaults instead)."""
+    if not isinstance(schema, dict):
+        schema = load_schema(schema)
+    config = validate_config(yaml.safe_load(yaml.safe_dump(config)), schema)
+    level = method_path_settings(config["methods"][key], method_defaults(config, schema)[key],
+                                 schema["properties"]["methods"]["properties"][key], model)
+    return checkpoint_slug(level, variant)
+
+
 def settings_digest(method_level: dict[str, Any]) -> str:
     """12 hex digits of the sha256 of the settings' sorted JSON (how long method-level settings appear in paths)."""
     text = json.dumps(canonical(method_level), sort_keys=True, default=str)
