@@ -5,7 +5,7 @@
 # {variant} is `default` or the variant's explicit keys (`p=inf`, `calib_rows=16`, ...):
 # a configured variant, or any slug of the keys in config/methods/come*.schema.yaml
 # (the ablation grid points), so one checkpoint can be rebuilt by its path.
-from layerpuzzle.config import variant_slug
+from layerpuzzle.config import settings_digest, variant_slug
 from layerpuzzle.methods.come.ablations import ABLATIONS
 from layerpuzzle.methods.come.variants import (
     EXECUTION_KEYS,
@@ -17,16 +17,25 @@ from layerpuzzle.methods.come.variants import (
 )
 
 
-def come_variant(key, slug):
-    """(explicit params, label) of a variant slug: a configured variant, else parsed from the slug."""
+def come_variant(key, slug, model):
+    """(explicit params, label) of a variant slug on `model`: a configured variant, else parsed from the slug
+    (its method-level parts, which the method's settings already apply, are checked and skipped)."""
     for v in (config["methods"].get(key) or {}).get("variants", []):
-        if variant_slug(slug_params(v)) == slug:
+        if variant_path(key, v, model) == slug:
             return slug_params(v), v.get("label", "")
-    return parse_slug(key, slug), ("" if slug == "default" else slug)
+    base = path_settings(key, model)
+    label = "" if slug == variant_path(key, {}, model) else slug
+    fixed = {**base, "settings": settings_digest(base)}  # the method-level parts a slug may carry (or their digest)
+    params = parse_slug(key, slug, fixed)
+    canonical_slug = variant_path(key, params, model)
+    if canonical_slug != slug:  # one path per set of settings: the method-level parts must be named too
+        raise ValueError(f"{key} path component {slug!r} on model {model!r}: with this config's method-level "
+                         f"settings these settings are named {canonical_slug!r}; use that path")
+    return params, label
 
 
 def come_calibration(key, wc):
-    return resolve_calibration(config["methods"][key], come_variant(key, wc.variant)[0])
+    return resolve_calibration(config["methods"][key], come_variant(key, wc.variant, wc.model)[0])
 
 
 def come_calib_path(key):
@@ -37,11 +46,11 @@ def come_rule_params(key):
     cfg = config["methods"][key]
     return dict(
         model=lambda wc: wc.model,
-        settings=lambda wc: resolve_settings(key, cfg, wc.model, come_variant(key, wc.variant)[0]),
+        settings=lambda wc: resolve_settings(key, cfg, wc.model, come_variant(key, wc.variant, wc.model)[0]),
         calibration=lambda wc: come_calibration(key, wc),
         execution={k: cfg[k] for k in EXECUTION_KEYS},
         target_fraction=lambda wc: target_fraction(wc.target),
-        label=lambda wc: come_variant(key, wc.variant)[1],
+        label=lambda wc: come_variant(key, wc.variant, wc.model)[1],
         note=lambda wc: model_note(cfg, wc.model) or "",
         seed=config["seed"],
         dtype=lambda wc: model_param(wc.model, "dtype", "auto"),
@@ -56,7 +65,7 @@ rule come:
     output:
         ckpt=directory("results/{model}/pruned/come/{target}/{variant}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         variant=r"[A-Za-z0-9_.=,+-]+",
     params:
         key="come",
@@ -79,7 +88,7 @@ rule come_p:
     output:
         ckpt=directory("results/{model}/pruned/come_p/{target}/{variant}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         variant=r"[A-Za-z0-9_.=,+-]+",
     params:
         key="come_p",
@@ -116,7 +125,7 @@ def come_ablation_points(stem):
     out = []
     for m in COME_ABL["models"] or config["run"]["models"]:
         for value in COME_ABL[a.param]:
-            slug = variant_slug(ablation_variant("come", cfg, m, a.param, value))
+            slug = variant_path("come", ablation_variant("come", cfg, m, a.param, value), m)
             out.append((m, value, f"come/{label}/{slug}"))
     return out
 

@@ -2,15 +2,27 @@
 import re
 from pathlib import Path
 
-from layerpuzzle.config import canonical, check_references, target_label, validate_config
+from layerpuzzle.config import (
+    canonical,
+    check_references,
+    checkpoint_slug,
+    load_schema,
+    method_defaults,
+    method_path_settings,
+    target_label,
+    validate_config,
+)
 from layerpuzzle.data.calibration import CalibrationSpec
 from layerpuzzle.data.text_sources import MIRROR_FILES, PERPLEXITY_DATASETS, resolve_mirror
 from layerpuzzle.evaluation.local_tasks import benchmark_mirror_files
 
 
+SCHEMA_FILE = Path(workflow.basedir) / "config" / "schema.yaml"
+
+
 def validate(config):
     """Schema (with defaults) + cross-references, before any job is scheduled."""
-    validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+    validate_config(config, SCHEMA_FILE)
     check_references(config)
     ordered = canonical(config)  # key order of the config files must not change any params
     config.clear()
@@ -22,6 +34,8 @@ validate(config)
 MIRROR = resolve_mirror(config["data"]["mirror"])
 MIRROR_PARAM = str(MIRROR) if MIRROR else ""
 RES = config["resources"]
+# {target}: sp + the sparsity target in percent (sp30; sp29.9 for a target that is not a whole percent)
+TARGET_RE = r"sp\d+(?:\.\d+)?"
 
 
 wildcard_constraints:
@@ -30,7 +44,7 @@ wildcard_constraints:
     scoring=r"(raw|final_norm)-span\d+",
     dataset="|".join(PERPLEXITY_DATASETS),
     task="|".join(config["evaluation"]["tasks"]),
-    ckpt=r"dense|[A-Za-z0-9_+.-]+/sp\d+/[A-Za-z0-9_.=,+-]+",
+    ckpt=r"dense|[A-Za-z0-9_+.-]+/" + TARGET_RE + r"/[A-Za-z0-9_.=,+-]+",
 
 
 # ------------------------------------------------------------------ models
@@ -157,22 +171,50 @@ def slug_params(variant):
     return {k: v for k, v in variant.items() if k not in ("label", "targets")}
 
 
-def variant_of(key, slug):
-    """The variant dict of method `key` whose slug is `slug` (error lists the configured ones)."""
-    for v in (config["methods"].get(key) or {}).get("variants", []):
-        if variant_slug(slug_params(v)) == slug:
+# Method-level settings enter the paths too (only where they differ from the schema default, so the
+# embedded default's paths are the variants' own slugs): layerpuzzle.config.method_path_settings.
+METHOD_SCHEMAS = load_schema(SCHEMA_FILE)["properties"]["methods"]["properties"]
+METHOD_DEFAULTS = method_defaults(config, SCHEMA_FILE)
+
+
+def path_settings(key, model):
+    """{name: value} of method `key`'s method-level settings that differ from the schema default, for `model`."""
+    return method_path_settings(config["methods"].get(key) or {}, METHOD_DEFAULTS.get(key) or {},
+                                METHOD_SCHEMAS.get(key) or {}, model)
+
+
+def variant_path(key, variant, model):
+    """The path component of a variant of method `key` on `model`: its own keys over the method-level
+    settings that differ from the defaults (`default` when there are none)."""
+    return checkpoint_slug(path_settings(key, model), variant)
+
+
+def variant_of(key, slug, model):
+    """The variant dict of method `key` whose path component on `model` is `slug` (error lists the configured ones)."""
+    variants = (config["methods"].get(key) or {}).get("variants", [])
+    for v in variants:
+        if variant_path(key, v, model) == slug:
             return v
-    known = [variant_slug(slug_params(v)) for v in (config["methods"].get(key) or {}).get("variants", [])]
-    raise ValueError(f"method {key!r} has no configured variant {slug!r}; configured: {known}")
+    known = [variant_path(key, v, model) for v in variants]
+    raise ValueError(f"method {key!r} has no configured variant {slug!r} on model {model!r}; configured: {known}")
+
+
+def method_runs_on(key, model):
+    """False when method `key` has a `models` list (post-training methods) that leaves `model` out."""
+    allowed = (config["methods"].get(key) or {}).get("models")
+    return allowed is None or model in allowed
 
 
 def method_checkpoints(key, model):
-    """Checkpoint ids '<key>/<target label>/<slug>' of every enabled variant and target."""
+    """Checkpoint ids '<key>/<target label>/<slug>' of every enabled variant and target (none for a model
+    the method's `models` list leaves out)."""
     out = []
+    if not method_runs_on(key, model):
+        return out
     for v in method_variants(key):
         fractions = v.get("targets") or config["run"]["targets"]
         for t in fractions:
-            out.append(f"{key}/{target_label(t)}/{variant_slug(slug_params(v))}")
+            out.append(f"{key}/{target_label(t)}/{variant_path(key, v, model)}")
     return out
 
 
@@ -180,6 +222,4 @@ def register_method(key):
     CHECKPOINT_PROVIDERS.append(lambda model: method_checkpoints(key, model))
 
 
-def target_fraction(label):
-    """'sp30' -> 0.3"""
-    return int(label[2:]) / 100.0
+from layerpuzzle.config import target_fraction  # 'sp30' -> 0.3, 'sp29.9' -> 0.299

@@ -37,23 +37,23 @@ def dlp_order_path(model, key, slug, name="order.parquet"):
 
 
 def dlp_variant(key):
-    return lambda wc: slug_params(variant_of(key, wc.variant))
+    return lambda wc: slug_params(variant_of(key, wc.variant, wc.model))
 
 
 def dlp_fractions(key):
     """Targets the order must serve: the variant's (or run.targets) and Table 4's levels."""
     def fractions(wc):
-        v = variant_of(key, wc.variant)
+        v = variant_of(key, wc.variant, wc.model)
         return sorted({float(t) for t in (v.get("targets") or config["run"]["targets"])}
                       | {float(t) for t in config["run"]["table3_targets"]})
     return fractions
 
 
-def dlp_label(key, slug):
+def dlp_label(key, slug, model):
     """The variant label shown in the tables: its `label`, else '' for the first variant, else its slug."""
     variants = method_variants(key) or (config["methods"].get(key) or {}).get("variants", [])
     for i, v in enumerate(variants):
-        if variant_slug(slug_params(v)) == slug:
+        if variant_path(key, v, model) == slug:
             return v.get("label") or ("" if i == 0 else slug)
     return slug
 
@@ -178,12 +178,12 @@ rule dlp_checkpoint:
         ckpt=directory("results/{model}/pruned/{dlp}/{target}/{variant}"),
     wildcard_constraints:
         dlp="|".join(DLP_KEYS),
-        target=r"sp\d+",
+        target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
         method=lambda wc: wc.dlp,
-        variant=lambda wc: slug_params(variant_of(wc.dlp, wc.variant)),
-        label=lambda wc: dlp_label(wc.dlp, wc.variant),
+        variant=lambda wc: slug_params(variant_of(wc.dlp, wc.variant, wc.model)),
+        label=lambda wc: dlp_label(wc.dlp, wc.variant, wc.model),
         fraction=lambda wc: target_fraction(wc.target),
         dtype=lambda wc: model_param(wc.model, "dtype", "auto"),
         device=model_device(),
@@ -211,8 +211,8 @@ def table4_entries():
     for model in config["run"]["models"]:
         for key in DLP_KEYS:
             for v in method_variants(key):
-                slug = variant_slug(slug_params(v))
-                label = dlp_label(key, slug)
+                slug = variant_path(key, v, model)
+                label = dlp_label(key, slug, model)
                 name = DISPLAY_NAMES[key]
                 out.append({"model": model, "method": f"{name} ({label})" if label else name, "base_method": name,
                             "order": dlp_order_path(model, key, slug), "note": ""})

@@ -35,11 +35,11 @@ rule laco:
     output:
         ckpt=directory(pruned_dir("laco")),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
         target=lambda wc: target_fraction(wc.target),
-        variant=lambda wc: variant_of("laco", wc.variant),
+        variant=lambda wc: variant_of("laco", wc.variant, wc.model),
         search=laco_search,
         sentences=merge_cfg("laco")["sentences"],
         dtype=lambda wc: model_param(wc.model, "dtype", "auto"),
@@ -98,15 +98,15 @@ rule mka_similarity:
 rule mka:
     input:
         model=get_model_dir,
-        npib=lambda wc: mka_similarity_path(wc.model, variant_of("mka", wc.variant)["kernel"]),
+        npib=lambda wc: mka_similarity_path(wc.model, variant_of("mka", wc.variant, wc.model)["kernel"]),
     output:
         ckpt=directory(pruned_dir("mka")),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
         target=lambda wc: target_fraction(wc.target),
-        variant=lambda wc: variant_of("mka", wc.variant),
+        variant=lambda wc: variant_of("mka", wc.variant, wc.model),
         beta=merge_cfg("mka")["beta"],
         dtype=lambda wc: model_param(wc.model, "dtype", "auto"),
         device=model_device(),
@@ -162,7 +162,7 @@ def fusegpt_params(key, fuse):
         fuse=fuse,
         model=lambda wc: wc.model,
         target=lambda wc: target_fraction(wc.target),
-        variant=lambda wc: variant_of(key, wc.variant),
+        variant=lambda wc: variant_of(key, wc.variant, wc.model),
         calibration=cfg["calibration"],
         batch_size=cfg["batch_size"],
         offload_states=cfg["offload_states"],
@@ -182,7 +182,7 @@ rule fusegpt_mi:
     output:
         ckpt=directory(pruned_dir("fusegpt_mi")),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
     params:
         **fusegpt_params("fusegpt_mi", False),
     log:
@@ -203,7 +203,7 @@ def fusegpt_mi_order_entries(model):
     out = []
     for v in method_variants("fusegpt_mi"):
         top = max(v.get("targets") or config["run"]["targets"])
-        slug = variant_slug(slug_params(v))
+        slug = variant_path("fusegpt_mi", v, model)
         name = "FuseGPT-MI" + (f" ({v['label']})" if v.get("label") else "")
         out.append({"method": name, "base_method": "FuseGPT-MI", "note": "MI order of the iterative loop",
                     "order": f"results/{model}/orders/fusegpt_mi/{target_label(top)}/{slug}/order.parquet"})
@@ -232,7 +232,7 @@ rule fusegpt_mif:
     output:
         ckpt=directory(pruned_dir("fusegpt_mif")),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
     params:
         **fusegpt_params("fusegpt_mif", True),
     log:

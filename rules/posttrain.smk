@@ -31,18 +31,19 @@ def pt_settings(key):
     return config["methods"].get(key) or {}
 
 
-def come_source(key):
-    """Slug of the methods.come variant that `key` distils; None when CoMe is not configured."""
+def come_source(key, model=None):
+    """Path component (on `model`) of the methods.come variant that `key` distils; None when CoMe is not
+    configured. `from_variant` names it by label, by its own keys' slug or by its full path component."""
     come = config["methods"].get("come") or {}
     variants = come.get("variants", []) if come.get("enabled", False) else []
     if not variants:
         return None
     want = pt_settings(key).get("from_variant")
-    slugs = [variant_slug(slug_params(v)) for v in variants]
+    slugs = [variant_path("come", v, model) for v in variants]
     if want is None:
         return slugs[0]
     for v, slug in zip(variants, slugs):
-        if want in (v.get("label"), slug):
+        if want in (v.get("label"), slug, variant_slug(slug_params(v))):
             return slug
     raise ValueError(f"config key `methods.{key}.from_variant`: value {want!r} is neither the label nor the slug "
                      f"of a methods.come variant; allowed: {', '.join(slugs)}")
@@ -94,7 +95,7 @@ def pt_data(key):
 
 
 def pt_come_dir(key):
-    return lambda wc: f"results/{wc.model}/pruned/come/{wc.target}/{come_source(key)}"
+    return lambda wc: f"results/{wc.model}/pruned/come/{wc.target}/{come_source(key, wc.model)}"
 
 
 def pt_teacher(key):
@@ -102,14 +103,14 @@ def pt_teacher(key):
     def teacher(wc):
         if pt_settings(key).get("teacher_streaming", False):
             return []
-        return f"results/{wc.model}/teacher/{pt_data_id(key)}/come/{wc.target}/{come_source(key)}/activations.safetensors"
+        return f"results/{wc.model}/teacher/{pt_data_id(key)}/come/{wc.target}/{come_source(key, wc.model)}/activations.safetensors"
     return teacher
 
 
-def pt_label(key, slug):
+def pt_label(key, slug, model):
     """Label shown in the tables: the variant's `label`, else '' for the first variant, else its slug."""
     for i, v in enumerate(pt_settings(key).get("variants", [])):
-        if variant_slug(slug_params(v)) == slug:
+        if variant_path(key, v, model) == slug:
             return v.get("label") or ("" if i == 0 else slug)
     return slug
 
@@ -118,7 +119,7 @@ def pt_params(key):
     return dict(
         method=key,
         model=lambda wc: wc.model,
-        variant=lambda wc: {**variant_of(key, wc.slug), "label": pt_label(key, wc.slug)},
+        variant=lambda wc: {**variant_of(key, wc.slug, wc.model), "label": pt_label(key, wc.slug, wc.model)},
         target=lambda wc: target_fraction(wc.target),
         data=pt_settings(key).get("data"),
         checkpoint_every=pt_settings(key).get("checkpoint_every", 8),
@@ -140,7 +141,7 @@ rule posttrain_teacher:
         prov="results/{model}/teacher/{tdata}/come/{target}/{source}/activations.prov.json",
     wildcard_constraints:
         tdata=r"[a-z0-9]+-n\d+-s\d+-len\d+(?:-pex)?",
-        target=r"sp\d+",
+        target=TARGET_RE,
         source=SLUG,
     params:
         model=lambda wc: wc.model,
@@ -168,7 +169,7 @@ rule come_sp:
     output:
         ckpt=directory("results/{model}/pruned/come_sp/{target}/{slug}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         slug=SLUG,
     params:
         **pt_params("come_sp"),
@@ -193,7 +194,7 @@ rule come_mp:
     output:
         ckpt=directory("results/{model}/pruned/come_mp/{target}/{slug}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         slug=SLUG,
     params:
         **pt_params("come_mp"),
@@ -216,7 +217,7 @@ rule streamline:
     output:
         ckpt=directory("results/{model}/pruned/streamline/{target}/{slug}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         slug=SLUG,
     params:
         **pt_params("streamline"),
@@ -238,7 +239,7 @@ rule fusegpt_train:
     output:
         ckpt=directory("results/{model}/pruned/fusegpt_train/{target}/{slug}"),
     wildcard_constraints:
-        target=r"sp\d+",
+        target=TARGET_RE,
         slug=SLUG,
     params:
         **pt_params("fusegpt_train"),
@@ -264,7 +265,7 @@ def posttrain_come_ids(model):
     for key in POSTTRAIN_ENABLED:
         if key in POSTTRAIN_COME:
             for c in method_checkpoints(key, model):
-                ids.add(f"come/{c.split('/')[1]}/{come_source(key)}")
+                ids.add(f"come/{c.split('/')[1]}/{come_source(key, model)}")
     return sorted(ids)
 
 

