@@ -1,4 +1,4 @@
-# Direct layer pruning baselines (baselines.md §1-§4, §9; CoMe Tables 4, 5, 8-10):
+# Direct layer pruning baselines (docs/methods/mag_plus.md, docs/methods/taylor_plus.md, docs/methods/shortgpt.md, docs/methods/sleb.md, docs/tables.md; CoMe Tables 4, 5, 8-10):
 #   mag_plus = Mag+, taylor_plus = Taylor+, shortgpt = ShortGPT, sleb = SLEB, reverse = Reverse.
 #
 # 1. dlp_order_<key>: the method's removal order, computed ONCE per model, calibration set

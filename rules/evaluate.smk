@@ -1,5 +1,5 @@
 # Stage 4: evaluation of any checkpoint (dense or pruned) in one job: perplexity
-# on each corpus (come.md §8) and the seven benchmarks through lm-eval. One job
+# on each corpus (docs/evaluation.md) and the seven benchmarks through lm-eval. One job
 # per checkpoint keeps the model loaded once (a job's Python start-up alone costs
 # ~7 s); changing any evaluation setting re-runs the evaluations and the tables,
 # nothing upstream.

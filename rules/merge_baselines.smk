@@ -1,4 +1,4 @@
-# Weight-merging baselines (baselines.md §5-7): LaCo, MKA, FuseGPT-MI and FuseGPT-MI+F,
+# Weight-merging baselines (docs/methods/laco.md, docs/methods/mka.md, docs/methods/fusegpt_mi.md): LaCo, MKA, FuseGPT-MI and FuseGPT-MI+F,
 # each as described in its paper and as its released code behaves, plus the
 # similarity heat maps (BI/SBI from the scores stage, NPIB from MKA).
 # Logic: layerpuzzle.methods.{laco,mka,fusegpt}, layerpuzzle.figures.

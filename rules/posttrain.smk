@@ -1,4 +1,4 @@
-# Post-training (come.md §7, baselines.md §7, §8, §10; paper Table 7 and the post-training comparison):
+# Post-training (docs/methods/come_sp.md, docs/methods/come_mp.md, docs/methods/fusegpt_train.md, docs/methods/streamline.md, docs/tables.md; paper Table 7 and the post-training comparison):
 #   come_sp = CoMe-sp (Alg. 3), come_mp = CoMe-mp (Alg. 4), streamline = LLM-Streamline,
 #   fusegpt_train = FuseGPT with its group-local training.
 #
@@ -124,7 +124,7 @@ def pt_params(key):
         data=pt_settings(key).get("data"),
         checkpoint_every=pt_settings(key).get("checkpoint_every", 8),
         state_dir=lambda wc: f"results/{wc.model}/train_state/{key}/{wc.target}/{wc.slug}",
-        dtype=lambda wc: run_dtype(variant_of(key, wc.slug), model_param(wc.model, "dtype", "auto")),
+        dtype=lambda wc: run_dtype(variant_of(key, wc.slug, wc.model), model_param(wc.model, "dtype", "auto")),
         device=model_device(),
         seed=config["seed"],
     )

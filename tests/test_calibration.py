@@ -1,4 +1,4 @@
-"""Calibration sets follow the CoMe code convention (come.md §1.2)."""
+"""Calibration sets follow the CoMe code convention (docs/calibration.md)."""
 import datasets
 import pytest
 

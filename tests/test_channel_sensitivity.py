@@ -1,4 +1,4 @@
-"""Channel sensitivity S^(l) (come.md §2.2, Eq. 4) against hand computations."""
+"""Channel sensitivity S^(l) (docs/layer_scores.md, Eq. 4) against hand computations."""
 
 import torch
 import pytest

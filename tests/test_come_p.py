@@ -1,4 +1,4 @@
-"""CoMe-P (come.md §6, Alg. 2): the NLL search over merge ratios, recomputed independently."""
+"""CoMe-P (docs/methods/come_p.md, Alg. 2): the NLL search over merge ratios, recomputed independently."""
 
 import copy
 

@@ -1,4 +1,4 @@
-"""CoMe's progressive loop (come.md §5, Alg. 1) against a hand re-implementation, and its invariants."""
+"""CoMe's progressive loop (docs/methods/come.md, Alg. 1) against a hand re-implementation, and its invariants."""
 
 import copy
 import json

@@ -1,4 +1,4 @@
-"""Concatenation-based merge (come.md §4, Eq. 5) against head-by-head reference constructions."""
+"""Concatenation-based merge (docs/methods/come.md, Eq. 5) against head-by-head reference constructions."""
 
 import copy
 import math
@@ -283,7 +283,7 @@ def test_ffn_rows_columns_and_output():
 
 
 def test_merged_decoder_layer_equals_parallel_partial_layers():
-    """x + Σ_t Attn_t^sel(norm_avg(x)), then h + Σ_t FFN_t^sel(norm_avg(h)) (come.md §4, functional note)."""
+    """x + Σ_t Attn_t^sel(norm_avg(x)), then h + Σ_t FFN_t^sel(norm_avg(h)) (docs/methods/come.md, functional note)."""
     model, _ = build_random_model("llama", seed=8, num_attention_heads=8, num_key_value_heads=4)
     cfg = model.config
     window = list(model.model.layers[2:5])

@@ -1,4 +1,4 @@
-"""CoMe-sp / CoMe-mp hierarchical distillation on a tiny merged model (come.md §7)."""
+"""CoMe-sp / CoMe-mp hierarchical distillation on a tiny merged model (docs/methods/come_sp.md, docs/methods/come_mp.md)."""
 import copy
 import math
 

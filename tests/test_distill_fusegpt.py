@@ -1,4 +1,4 @@
-"""FuseGPT with group-local training (baselines.md §7) on a tiny model."""
+"""FuseGPT with group-local training (docs/methods/fusegpt_train.md) on a tiny model."""
 import copy
 import math
 

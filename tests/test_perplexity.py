@@ -1,4 +1,4 @@
-"""Perplexity protocol of come.md §8 on the tiny random LLaMA (byte tokenizer: one token per byte + BOS)."""
+"""Perplexity protocol of docs/evaluation.md on the tiny random LLaMA (byte tokenizer: one token per byte + BOS)."""
 
 from __future__ import annotations
 

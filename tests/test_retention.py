@@ -1,4 +1,4 @@
-"""Retention ratios, the ρ rule and integer unit budgets of CoMe (come.md §3)."""
+"""Retention ratios, the ρ rule and integer unit budgets of CoMe (docs/methods/come.md)."""
 
 import math
 

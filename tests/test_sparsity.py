@@ -1,4 +1,4 @@
-"""Parameter counting (come.md §10) against the paper's Table 3 and real module sizes."""
+"""Parameter counting (docs/sparsity.md) against the paper's Table 3 and real module sizes."""
 
 from __future__ import annotations
 

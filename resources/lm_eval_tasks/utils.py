@@ -2,7 +2,7 @@
 
 This file is a template like the YAMLs: ``render_local_tasks`` copies it next to them and replaces
 the mirror placeholder.  Every function reproduces the prompt of the matching lm-eval 0.4.13 task
-(lm_eval/tasks/{hellaswag,winogrande,mmlu}) on the mirror's file formats (shared/data/SOURCES.md).
+(lm_eval/tasks/{hellaswag,winogrande,mmlu}) on the mirror's file formats (docs/evaluation.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Parameter counting and layer sparsity (paper Table 3; come.md §10).
+"""Parameter counting and layer sparsity (paper Table 3; docs/sparsity.md).
 
 Removing a layer (or merging two into one, which keeps the layer shape) takes
 away exactly one layer's parameters, so for a model with ``L`` layers::
@@ -74,7 +74,7 @@ class ArchSpec:
 
 
 def layer_params(spec: ArchSpec) -> int:
-    """Parameters of one decoder layer (come.md §10)."""
+    """Parameters of one decoder layer (docs/sparsity.md)."""
     h, d_h, d_ff = spec.hidden_size, spec.head_dim, spec.intermediate_size
     q_width = spec.num_attention_heads * d_h
     kv_width = spec.num_key_value_heads * d_h

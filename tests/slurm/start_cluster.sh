@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a throw-away single-node SLURM cluster on this machine, for testing
-# profiles/slurm (spec: environment.md, "A real single-node SLURM cluster").
+# profiles/slurm (README, "Running on a SLURM cluster").
 #
 #   sudo tests/slurm/start_cluster.sh        # needs root; ~15 s (+13 s apt)
 #   sudo tests/slurm/stop_cluster.sh

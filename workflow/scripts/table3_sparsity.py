@@ -18,7 +18,7 @@ def main(job):
             paper_names[name] = entry["paper_name"]
     targets = tuple(job.params.targets)
     write_table(sparsity_table(specs, paper_names, targets=targets), job.output.table[0].rsplit(".", 1)[0],
-                caption="Table 3: parameters and sparsity per model and target (come.md §10)")
+                caption="Table 3: parameters and sparsity per model and target (docs/sparsity.md)")
     write_table(compare_sparsity_table(specs, paper_names), job.output.vs_paper[0].rsplit(".", 1)[0],
                 caption="Table 3, ours beside the paper (paper models only)")
 

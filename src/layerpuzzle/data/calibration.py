@@ -1,6 +1,6 @@
 """Calibration sets: N text rows, shuffled with a seed, joined and cut into windows.
 
-This is the CoMe / SLEB code convention (come.md §1.2): the corpus rows are
+This is the CoMe / SLEB code convention (docs/calibration.md): the corpus rows are
 permuted with ``numpy.random.default_rng(seed).permutation`` (exactly what
 ``datasets.Dataset.shuffle(seed)`` does), the first N rows are joined with
 ``"\\n\\n"`` and tokenized as one sequence, and the sequence is cut into
@@ -9,7 +9,7 @@ dropped; with fewer than ``seq_len`` tokens the whole sequence is one window).
 So "N samples" means N *text rows*, not N windows.
 
 ``packing="per_example"`` is the released CoMe loaders of Alpaca and MMLU
-(come.md §9, Table 14): every row is its own window, truncated to ``seq_len``
+(docs/calibration.md, Table 14): every row is its own window, truncated to ``seq_len``
 and padded to it with EOS tokens (which the model sees as input, as there).
 Its id ends in ``-pex``.
 

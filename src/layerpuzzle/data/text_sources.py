@@ -1,16 +1,16 @@
 """Where text comes from: the Hugging Face hub (default) or a local mirror.
 
-The mirror is a directory with the layout of the project's ``shared/data``
-(see its SOURCES.md).  It is chosen by the config key ``data.mirror`` or, when
+The mirror is a directory with the layout described in docs/calibration.md
+("The data mirror and how it differs from the hub").  It is chosen by the config key ``data.mirror`` or, when
 that is empty, the environment variable ``LAYERPUZZLE_DATA_MIRROR``.
 
 Two kinds of text are served:
 
 * calibration rows (``calibration_rows``): a list of text rows that the
   calibration builder shuffles, selects and joins (CoMe code convention,
-  come.md §1.2);
+  docs/calibration.md);
 * perplexity text (``perplexity_text``): one string per evaluation corpus,
-  built with the SparseGPT/Wanda protocol (come.md §8).
+  built with the SparseGPT/Wanda protocol (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _hub_error(what: str, exc: Exception) -> RuntimeError:
     return RuntimeError(
         f"could not load {what} from the Hugging Face hub ({type(exc).__name__}: {exc}). "
         f"Offline? Point config data.mirror or ${MIRROR_ENV} at a local mirror directory "
-        f"(layout of shared/data, see README)."
+        f"(layout in docs/calibration.md)."
     )
 
 
@@ -191,7 +191,7 @@ def mmlu_rows_by_subject(mirror: Path | None) -> tuple[dict[str, list[str]], dic
 
 
 def perplexity_text(dataset: str, mirror: Path | None) -> tuple[str, dict[str, Any]]:
-    """The evaluation text of come.md §8 as one string.
+    """The evaluation text of docs/evaluation.md as one string.
 
     wikitext2: WikiText-2-raw-v1 test rows joined with "\\n\\n".
     c4: the first 1,100 documents of ``en/c4-validation.00000-of-00008`` joined with " "

@@ -1,4 +1,4 @@
-"""Post-training of pruned / merged models (come.md §7, baselines.md §7, §8, §10).
+"""Post-training of pruned / merged models (docs/methods/come_sp.md, docs/methods/come_mp.md, docs/methods/fusegpt_train.md, docs/methods/streamline.md, docs/tables.md).
 
 - :mod:`.t_layer` — T_layer = #Iterations × #Layers × #Epochs × #Steps × BatchSize × TokenLength (Table 7).
 - :mod:`.losses` — hidden-state KL (CoMe Eq. 6, σ over the hidden dim), FuseGPT's dim-0 KL, MSE, LM loss.

@@ -7,10 +7,10 @@ non-overlapping ``seq_len``-token chunks.  So the workflow's ``calibration_set``
 rule builds them (``results/{model}/calib/<id>.safetensors``) and they are an
 artifact like any other.
 
-CoMe's distillation data is **unknown** (come.md §7: not stated in the appendix);
+CoMe's distillation data is **unknown** (docs/methods/come_sp.md, docs/methods/come_mp.md: not stated in the appendix);
 the paper settings (config/paper.yaml) assume a pretraining-style corpus in
 512-token chunks.  LLM-Streamline's original code uses SlimPajama 2048-token
-blocks, FuseGPT WikiText-2 2048-token windows (baselines.md §7–8).
+blocks, FuseGPT WikiText-2 2048-token windows (docs/methods/fusegpt_mi.md, docs/methods/streamline.md).
 
 Batch order (:class:`BatchOrder`): the chunk indices form one stream, the
 concatenation of permutations ``default_rng([seed, p]).permutation(N)`` for

@@ -43,7 +43,7 @@ def t_layer(iterations: int, layers: int, epochs: int, steps: int, batch_size: i
     return out
 
 
-# The paper's Table 7 settings (come.md §7, baselines.md §10); T_layer printed 2.93B, 0.31B, 0.23B, 1.15B.
+# The paper's Table 7 settings (docs/tables.md, docs/tables.md); T_layer printed 2.93B, 0.31B, 0.23B, 1.15B.
 PAPER_TABLE7: dict[str, TrainingBudget] = {
     "FuseGPT": TrainingBudget(10, 7, 20, 128, 8, 2048),
     "LLM-Streamline": TrainingBudget(1, 1, 5, 938, 32, 2048),

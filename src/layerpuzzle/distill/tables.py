@@ -6,7 +6,7 @@
   LLM-Streamline and FuseGPT rows with the 7 task scores, Avg, RPT, C4 and
   WikiText-2 PPL (:func:`layerpuzzle.tables.results.results_table`) and T_layer.
   The paper's own post-training table is in the main text, which could not be
-  retrieved (come.md §9 (a)), so there are no paper numbers to put beside it.
+  retrieved (docs/tables.md (a)), so there are no paper numbers to put beside it.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Layer similarity scores: BI (ShortGPT) and SBI (skip-block influence).
 
-Notation (come.md §1.1): ``h[k]`` is the residual stream entering decoder layer
+Notation (docs/layer_scores.md): ``h[k]`` is the residual stream entering decoder layer
 ``k`` (``h[0]`` = embeddings) and ``h[L]`` the output of the last layer.
 
 * BI of layer ``l`` (Eq. 1):           ``BI_l = 1 - E_{x,t} cos(h[l]_t, h[l+1]_t)``
 * SBI of the window ``l..l+m`` (Eq. 2): ``SBI_{l:l+m} = 1 - E_{x,t} cos(h[l]_t, h[l+m+1]_t)``
 
-Two estimators of each exist (come.md §1.2): the paper's all-token cosine
+Two estimators of each exist (docs/layer_scores.md): the paper's all-token cosine
 (mean over every token) and the released code's.  The released code's BI is
 ``Σ_t (1 - clamp(cos, 0, 1))`` (NaN cosines read as 0.5) and its SBI is the
 angular distance ``Σ_windows arccos(clamp(cos(h[l]_last, h[l+m+1]_last), 0, 1)) / π``
@@ -70,7 +70,7 @@ class CosineStats:
         raise ValueError(f"estimator {estimator!r} needs bi_released/sbi_released; allowed: {ESTIMATORS}")
 
     def bi_released(self, n_layers: int) -> float:
-        """Released-code BI: Σ_t (1 - clamp(cos, 0, 1)) / L (come.md §1.2)."""
+        """Released-code BI: Σ_t (1 - clamp(cos, 0, 1)) / L (docs/layer_scores.md)."""
         return self.clamped_distance_sum / n_layers
 
     def sbi_released(self, n_windows_scored: int) -> float:

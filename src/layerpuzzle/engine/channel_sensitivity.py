@@ -1,4 +1,4 @@
-"""Channel sensitivity S^(l) of CoMe (paper Eq. 4; spec come.md §2.2).
+"""Channel sensitivity S^(l) of CoMe (paper Eq. 4; docs/layer_scores.md).
 
 An output channel's importance is its mean activation magnitude times the L1
 norm of the output-projection column it feeds:

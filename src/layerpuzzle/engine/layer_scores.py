@@ -8,9 +8,9 @@ For every layer it accumulates
   (BI for m = 0, SBI of the window of m+1 layers otherwise; block_influence.py),
 * the mean |activation| of every channel entering ``mlp.down_proj`` (the FFN
   intermediate features) and ``self_attn.o_proj`` (the concatenated head
-  outputs): the inputs of CoMe's channel sensitivity (come.md §2.2).
+  outputs): the inputs of CoMe's channel sensitivity (docs/layer_scores.md).
 
-``last_layer_output`` chooses how ``h[L]`` is defined (baselines.md §0): ``raw``
+``last_layer_output`` chooses how ``h[L]`` is defined (docs/conventions.md): ``raw``
 (the last layer's output, the paper's definition) or ``final_norm`` (after the
 model's final RMSNorm, as HF ``output_hidden_states`` and the released codes see it).
 """

@@ -4,7 +4,7 @@
   start, span, estimator) with columns model, calib, layer, span, estimator,
   value, n_tokens (span 0 = BI; span m = SBI of the window layer..layer+m);
 * ``activation_stats.safetensors``: ``layers.{l}.down_proj_input_abs_mean`` and
-  ``layers.{l}.o_proj_input_abs_mean`` (E_t|a| per channel, come.md §2.2);
+  ``layers.{l}.o_proj_input_abs_mean`` (E_t|a| per channel, docs/layer_scores.md);
 * ``channel_sensitivity.safetensors``: ``layers.{l}.ffn`` (per intermediate
   channel) and ``layers.{l}.kv_group`` (per KV-head group), Eq. 4.
 """

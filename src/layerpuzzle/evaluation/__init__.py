@@ -1,4 +1,4 @@
-"""Evaluation: perplexity (SparseGPT/Wanda protocol) and the seven lm-eval benchmarks (come.md §8)."""
+"""Evaluation: perplexity (SparseGPT/Wanda protocol) and the seven lm-eval benchmarks (docs/evaluation.md)."""
 
 from .harness import TASKS, TaskSpec, evaluate_task
 from .local_tasks import local_task_manager, render_local_tasks

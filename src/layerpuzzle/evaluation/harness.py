@@ -1,4 +1,4 @@
-"""Zero-/few-shot benchmarks through lm-eval 0.4.13 (come.md §8).
+"""Zero-/few-shot benchmarks through lm-eval 0.4.13 (docs/evaluation.md).
 
 Seven benchmarks, each with the metric the paper reports: acc_norm for ARC-c, ARC-e, HellaSwag,
 OBQA and PIQA; acc for WinoGrande and MMLU (5-shot, the lm-eval ``mmlu`` group average).
@@ -9,7 +9,7 @@ Two sources of the same benchmark:
   ``TaskManager``; needs the Hugging Face hub.
 * mirror: the local task of ``resources/lm_eval_tasks`` rendered over the offline data mirror
   (see ``local_tasks``); prompts are identical to the hub tasks, the data are the mirror's
-  (sometimes subsets, see shared/data/SOURCES.md).  ``mirror_mmlu`` builds the 5-shot prompt in
+  (sometimes subsets, see docs/evaluation.md).  ``mirror_mmlu`` builds the 5-shot prompt in
   ``doc_to_text`` and therefore runs with lm-eval ``num_fewshot=0``.
 
 The model is passed to lm-eval as a loaded object (``HFLM(pretrained=model)``), so a pruned or

@@ -1,4 +1,4 @@
-"""Perplexity with the SparseGPT/Wanda protocol (come.md §8).
+"""Perplexity with the SparseGPT/Wanda protocol (docs/evaluation.md).
 
 The evaluation text is tokenized as one sequence and cut into non-overlapping
 windows of ``seqlen`` tokens (stride ``seqlen``, remainder dropped).  Each
@@ -80,7 +80,7 @@ def perplexity(
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> PerplexityResult:
-    """PPL of ``model`` on ``windows`` ``(n, seqlen)`` (come.md §8).
+    """PPL of ``model`` on ``windows`` ``(n, seqlen)`` (docs/evaluation.md).
 
     ``device``: where to run (the model is moved there); default the model's device.
     Non-finite window losses are counted, never averaged away: if any, ``ppl`` is nan.

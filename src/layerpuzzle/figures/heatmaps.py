@@ -1,11 +1,11 @@
 """Layer-similarity heat maps.
 
-* BI/SBI (come.md §1): from the scores stage's ``bi.parquet`` (span 0) and
+* BI/SBI (docs/layer_scores.md): from the scores stage's ``bi.parquet`` (span 0) and
   ``sbi.parquet`` (span m ≥ 1); cell (l, l+m) is the score of the window of
   layers l..l+m, so BI is the diagonal and SBI the bands above it (cells beyond
   ``max_span`` are blank).  One panel per estimator (paper all-token cosine,
   released code).
-* NPIB (baselines.md §6): MKA's symmetric layer × layer similarity.
+* NPIB (docs/methods/mka.md): MKA's symmetric layer × layer similarity.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def _target_pct(target_fraction: float) -> float | int:
 
 
 def layers_to_remove(dense_config, target_fraction: float) -> int:
-    """Layers a method removes for a sparsity target: the Table 3 rule (come.md §10), nearest sparsity."""
+    """Layers a method removes for a sparsity target: the Table 3 rule (docs/sparsity.md), nearest sparsity."""
     from ..sparsity import ArchSpec, removed_for_target, sparsity
 
     spec = ArchSpec.from_hf_config(dense_config)

@@ -3,7 +3,7 @@
 * :mod:`.sparsity_table` — Table 3 (parameters and sparsity per model and target);
 * :mod:`.results` — Tables 8–10 layout (7 task scores, Avg, RPT, C4 and Wiki-2 PPL);
 * :mod:`.paper_join` — our rows beside the paper's rows of Tables 8–10;
-* :mod:`.scores` — Avg and RPT (come.md §8);
+* :mod:`.scores` — Avg and RPT (docs/evaluation.md);
 * :mod:`.paper` — the paper's tables in ``resources/paper``;
 * :mod:`.render` — CSV, Markdown and LaTeX output (atomic writes).
 """

@@ -2,7 +2,7 @@
 
 Each task maps the lm-eval task name used in ``metrics.json`` to the printed
 column header and to the column of ``resources/paper/table08_10_pruning.csv``.
-MMLU is 5-shot, the other six tasks 0-shot (come.md §8).
+MMLU is 5-shot, the other six tasks 0-shot (docs/evaluation.md).
 """
 
 from __future__ import annotations

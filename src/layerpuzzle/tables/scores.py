@@ -1,4 +1,4 @@
-"""Avg and RPT of a results row (come.md §8, verified on Table 8).
+"""Avg and RPT of a results row (docs/evaluation.md, verified on Table 8).
 
     Avg = (1/7) Σ_task score_task
     RPT = 100 · (1/7) Σ_task score_task / score_task^dense     # mean of per-task ratios, not Avg/Avg_dense

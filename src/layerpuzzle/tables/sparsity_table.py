@@ -1,6 +1,6 @@
 """Table 3: model size, depth, and for each target sparsity the layers removed and parameters left.
 
-Built from :mod:`layerpuzzle.sparsity` (come.md §10).  Layout as in the paper:
+Built from :mod:`layerpuzzle.sparsity` (docs/sparsity.md).  Layout as in the paper:
 Model, Size, #Blocks, then per target (~10/20/30 %) Sparsity, #Removed, #Parameters.
 """
 

@@ -1,4 +1,4 @@
-"""CoMe-P: CoMe with the merge ratio searched on the calibration loss (paper Alg. 2; come.md §6).
+"""CoMe-P: CoMe with the merge ratio searched on the calibration loss (paper Alg. 2; docs/methods/come_p.md).
 
 Windows are always 2 layers, chosen by SBI as in CoMe.  For the window
 ``(l*, l*+1)`` every candidate ``r ∈ {i/n : i = 0..n}`` (n = ``granularity``)

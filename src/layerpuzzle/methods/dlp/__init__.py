@@ -1,4 +1,4 @@
-"""Direct layer pruning (DLP) baselines of CoMe's Tables 4 and 8-10 (spec baselines.md §1-§4, §9).
+"""Direct layer pruning (DLP) baselines of CoMe's Tables 4 and 8-10 (docs/methods/mag_plus.md, docs/methods/taylor_plus.md, docs/methods/shortgpt.md, docs/methods/sleb.md, docs/tables.md).
 
 - :mod:`.removal` — removal orders, the "+" heuristic, one-shot removal.
 - :mod:`.magnitude` — Mag+ (Σ|W| per block, data-free).

@@ -1,4 +1,4 @@
-"""Removal orders and the one-shot removal of the first n layers (baselines.md §0-§4).
+"""Removal orders and the one-shot removal of the first n layers (docs/conventions.md, docs/methods/mag_plus.md, docs/methods/taylor_plus.md, docs/methods/shortgpt.md, docs/methods/sleb.md).
 
 A *removal order* lists original (0-based) layer indices, least important first.
 Every direct-layer-pruning baseline produces one; a checkpoint at a sparsity

@@ -1,4 +1,4 @@
-"""SLEB: iterative greedy block removal by calibration NLL (baselines.md §4).
+"""SLEB: iterative greedy block removal by calibration NLL (docs/methods/sleb.md).
 
 Step i: for every alive block at alive position j ∈ [early_barrier, m - latter_barrier)
 (m = alive blocks; defaults 1/1 keep the first and last alive block), remove it

@@ -1,4 +1,4 @@
-"""CoMe Table 4: the removal order of each DLP baseline at ~10/20/30 % (come.md §9, baselines.md §9).
+"""CoMe Table 4: the removal order of each DLP baseline at ~10/20/30 % (docs/tables.md, docs/tables.md).
 
 A cell lists the removed layers (0-based) in removal order, the increments of
 the successive sparsity levels separated by "/" (``7,6,11/8,4,10,9/12,14,13``

@@ -88,7 +88,7 @@ def run_fusegpt(model_dir: str, calib_path: str, out_dir: str, *, model_name: st
         model, tok, out_dir, dense_config=dense_config, base_model=model_name, method=method,
         variant=variant.get("label") or "", params=params, target_fraction=target_fraction,
         layer_groups=result.groups,
-        summary=f"{method}: iterative Macro-Influence layer removal (baselines.md §7)"
+        summary=f"{method}: iterative Macro-Influence layer removal (docs/methods/fusegpt_mi.md)"
                 + (", with low-rank fusion of each removed layer into its group." if fuse else "."),
         notes=notes,
         extra_json={"fusegpt.json": {"removed_original": result.removed_original, "iterations": result.iterations}},

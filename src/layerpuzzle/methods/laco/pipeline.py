@@ -76,7 +76,7 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
                 "sentences": sentences}, target_fraction=target_fraction,
         layer_groups=result.groups,
         summary=f"LaCo ({kind}) collapsed groups of up to {params.merge_layers} adjacent layers while the "
-                f"last-hidden-state cosine to the dense model stayed above T (baselines.md §5).",
+                f"last-hidden-state cosine to the dense model stayed above T (docs/methods/laco.md).",
         notes=notes,
         extra_json={"laco.json": {**result.summary(), "candidates": result.candidates}},
     )
