@@ -1,4 +1,4 @@
-"""Local lm-eval tasks over the offline data mirror (shared/data layout, see its SOURCES.md).
+"""Local lm-eval tasks over the offline data mirror (layout in docs/calibration.md and docs/evaluation.md).
 
 The task YAMLs and their ``utils.py`` live in ``resources/lm_eval_tasks/`` as templates with two
 placeholders: ``@MIRROR@`` (the mirror directory) and ``@TASKDIR@`` (the directory they are rendered
