@@ -2,6 +2,17 @@
 # This file holds the config, the includes and the target rules only; the stages
 # live in rules/*.smk and their logic in the layerpuzzle package (src/).
 
+import os
+import sys
+from pathlib import Path
+
+# Every job (and this process) imports the layerpuzzle package of this checkout: its src/ goes
+# first on sys.path and PYTHONPATH, so the per-rule conda environments (envs/) need not install it.
+_SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, _SRC)
+os.environ.update(PYTHONPATH=os.pathsep.join([_SRC] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+
+
 configfile: "config/config.yaml"
 
 

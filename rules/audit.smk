@@ -44,5 +44,7 @@ rule audit:
     resources:
         **heavy_resources(),
     retries: 0
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/audit.py"

@@ -21,5 +21,7 @@ rule calibration_set:
     log:
         "logs/{model}/calib/{calib}.log",
     threads: 1
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/calibration_set.py"

@@ -77,6 +77,8 @@ rule come:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/come.py"
 
@@ -100,6 +102,8 @@ rule come_p:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/come.py"
 
@@ -145,6 +149,8 @@ rule come_ablation_table:
         points=lambda wc: [[m, v] for m, v, _ in come_ablation_points(wc.stem)],
     log:
         "logs/tables/{stem}.log",
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/come_ablation_table.py"
 

@@ -44,7 +44,7 @@ wildcard_constraints:
     scoring=r"(raw|final_norm)-span\d+",
     dataset="|".join(PERPLEXITY_DATASETS),
     task="|".join(config["evaluation"]["tasks"]),
-    ckpt=r"dense|[A-Za-z0-9_+.-]+/" + TARGET_RE + r"/[A-Za-z0-9_.=,+-]+",
+    ckpt=rf"dense|[A-Za-z0-9_+.-]+/{TARGET_RE}/[A-Za-z0-9_.=,+-]+",
 
 
 # ------------------------------------------------------------------ models
@@ -138,6 +138,13 @@ def reported(paths, caption, category, label, subcategory="all models"):
 
 # Method rule files append functions returning extra table/figure paths for all_tables.
 TABLE_PROVIDERS = []
+
+
+# ------------------------------------------------------------------ software environments
+# Per-rule conda environments (`--sdm conda`); paths relative to rules/. The jobs import the
+# package from this checkout's src/ (see the Snakefile), so the envs hold only its dependencies.
+ENV_MODEL = "../envs/model.yaml"
+ENV_TABLES = "../envs/tables.yaml"
 
 
 # ------------------------------------------------------------------ resources

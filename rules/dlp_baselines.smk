@@ -86,6 +86,8 @@ rule dlp_order_mag_plus:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/dlp_order.py"
 
@@ -101,6 +103,8 @@ rule dlp_order_reverse:
     log:
         "logs/{model}/orders/reverse/data-free/{variant}.log",
     threads: 1
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/dlp_order.py"
 
@@ -121,6 +125,8 @@ rule dlp_order_taylor_plus:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/dlp_order.py"
 
@@ -143,6 +149,8 @@ rule dlp_order_shortgpt:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/dlp_order.py"
 
@@ -165,6 +173,8 @@ rule dlp_order_sleb:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/dlp_order.py"
 
@@ -192,6 +202,8 @@ rule dlp_checkpoint:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/dlp_checkpoint.py"
 
@@ -243,6 +255,8 @@ rule table04_layer_order:
         levels=config["run"]["table3_targets"],
     log:
         "logs/tables/table04_layer_order.log",
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/dlp_table4.py"
 

@@ -44,5 +44,7 @@ rule evaluate_checkpoint:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/evaluate_checkpoint.py"

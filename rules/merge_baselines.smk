@@ -52,6 +52,8 @@ rule laco:
     threads: 1  # 5 short sentences: one thread is faster than two (small matrices)
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/laco.py"
 
@@ -91,6 +93,8 @@ rule mka_similarity:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/mka_similarity.py"
 
@@ -118,6 +122,8 @@ rule mka:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/mka.py"
 
@@ -151,6 +157,8 @@ rule fusegpt_calibration:
     log:
         "logs/{model}/fusegpt/calib/{fcalib}.log",
     threads: 1
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/fusegpt_calibration.py"
 
@@ -192,6 +200,8 @@ rule fusegpt_mi:
     threads: merge_cfg("fusegpt_mi")["threads"] or RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/fusegpt.py"
 
@@ -218,6 +228,8 @@ rule fusegpt_mi_order:
         prov="results/{model}/orders/fusegpt_mi/{target}/{variant}/order.prov.json",
     log:
         "logs/{model}/orders/fusegpt_mi/{target}/{variant}.log",
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/fusegpt_order.py"
 
@@ -242,6 +254,8 @@ rule fusegpt_mif:
     threads: merge_cfg("fusegpt_mif")["threads"] or RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/fusegpt.py"
 
@@ -282,6 +296,8 @@ rule similarity_heatmaps:
         figures_dir=FIGURES,
     log:
         "logs/figures/similarity_heatmaps.log",
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/similarity_heatmap.py"
 

@@ -16,5 +16,7 @@ rule prepare_model:
     resources:
         mem_mb=lambda wc, attempt: RES["mem_mb"] * attempt,
         runtime=lambda wc, attempt: RES["runtime"] * attempt,
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/prepare_model.py"

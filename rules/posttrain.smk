@@ -155,6 +155,8 @@ rule posttrain_teacher:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/posttrain_teacher.py"
 
@@ -181,6 +183,8 @@ rule come_sp:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/posttrain_come.py"
 
@@ -206,6 +210,8 @@ rule come_mp:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/posttrain_come.py"
 
@@ -228,6 +234,8 @@ rule streamline:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/posttrain_from_dense.py"
 
@@ -250,6 +258,8 @@ rule fusegpt_train:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/posttrain_from_dense.py"
 
@@ -290,6 +300,8 @@ rule table07_posttrain:
         model_order=config["run"]["models"],
     log:
         "logs/tables/table07_posttrain.log",
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/posttrain_table07.py"
 
@@ -306,6 +318,8 @@ rule table_posttrain:
         model_order=config["run"]["models"],
     log:
         "logs/tables/table_posttrain.log",
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/posttrain_results.py"
 

@@ -28,5 +28,7 @@ rule layer_scores:
     threads: RES["threads"]
     resources:
         **heavy_resources(),
+    conda:
+        ENV_MODEL
     script:
         "../workflow/scripts/layer_scores.py"

@@ -53,6 +53,8 @@ rule table3_sparsity:
         targets=[round(t * 100) for t in config["run"]["table3_targets"]],
     log:
         f"logs/tables/table03_sparsity.log",
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/table3_sparsity.py"
 
@@ -73,6 +75,8 @@ rule results_table:
         paper_names={m: config["models"][m].get("paper_name") for m in config["run"]["models"]},
     log:
         f"logs/tables/results.log",
+    conda:
+        ENV_TABLES
     script:
         "../workflow/scripts/results_table.py"
 
