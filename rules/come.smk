@@ -6,7 +6,7 @@
 # a configured variant, or any slug of the keys in config/methods/come*.schema.yaml
 # (the ablation grid points), so one checkpoint can be rebuilt by its path.
 from layerpuzzle.config import settings_digest, variant_slug
-from layerpuzzle.methods.come.ablations import ABLATIONS
+from layerpuzzle.tables.come_ablations import ABLATIONS
 from layerpuzzle.methods.come.variants import (
     EXECUTION_KEYS,
     ablation_variant,

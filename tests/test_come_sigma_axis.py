@@ -82,7 +82,7 @@ def test_distillation_optimises_the_chosen_axis(kind):
 def test_loss_curve_is_labelled_as_what_it_plots():
     """CoMe's curves are the optimised KL, not the cross-entropy the paper's Fig. 12 plots: the axis says so."""
     from layerpuzzle.distill.hierarchical import DistillResult
-    from layerpuzzle.distill.runs import curve_ylabel
+    from layerpuzzle.posttrain_jobs import curve_ylabel
     from layerpuzzle.distill.t_layer import TrainingBudget
 
     budget = TrainingBudget(1, 1, 1, 1, 1, 1)
@@ -114,7 +114,7 @@ def test_come_job_with_stored_teacher_records_and_plots_the_cross_entropy(worksp
     from safetensors.torch import load_file
 
     from layerpuzzle.distill.data import BatchOrder
-    from layerpuzzle.distill.runs import run_come_job, run_teacher_job
+    from layerpuzzle.posttrain_jobs import run_come_job, run_teacher_job
 
     root, dense_dir, come_dir, data = workspace
     teacher = root / "results/m/teacher/t/activations.safetensors"

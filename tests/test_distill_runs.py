@@ -9,8 +9,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from layerpuzzle.data.calibration import save_calibration
-from layerpuzzle.distill.runs import run_come_job, run_fusegpt_job, run_streamline_job, run_teacher_job
-from layerpuzzle.distill.tables import posttrain_table, table7, training_info
+from layerpuzzle.posttrain_jobs import run_come_job, run_fusegpt_job, run_streamline_job, run_teacher_job
+from layerpuzzle.tables.posttrain import posttrain_table, table7, training_info
 from layerpuzzle.models import architecture as arch
 from layerpuzzle.models.checkpoint import save_pruned
 from layerpuzzle.models.random_models import build_random_model

@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM
 from layerpuzzle.methods.dlp.order_io import read_order, write_order
 from layerpuzzle.methods.dlp.pipeline import calibration_notes, checkpoint_from_order, compute_order
 from layerpuzzle.methods.dlp.removal import RemovalOrder
-from layerpuzzle.methods.dlp.table4 import (
+from layerpuzzle.tables.table4 import (
     OrderEntry,
     increments,
     order_entry,

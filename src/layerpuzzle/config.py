@@ -525,7 +525,7 @@ def max_positions(spec: dict[str, Any]) -> int | None:
     if arch.get("max_position_embeddings"):
         return int(arch["max_position_embeddings"])
     if spec.get("source") == "random":
-        from .models.random_models import _COMMON
+        from .models.random_models import COMMON_CONFIG
 
-        return int((spec.get("overrides") or {}).get("max_position_embeddings", _COMMON["max_position_embeddings"]))
+        return int((spec.get("overrides") or {}).get("max_position_embeddings", COMMON_CONFIG["max_position_embeddings"]))
     return None

@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from layerpuzzle.jobs import run_job
-from layerpuzzle.methods.come.ablations import ABLATIONS, ablation_table, caption
+from layerpuzzle.tables.come_ablations import ABLATIONS, ablation_table, caption
 from layerpuzzle.tables import write_table
 
 

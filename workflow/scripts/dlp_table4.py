@@ -1,6 +1,6 @@
 """CoMe Table 4: removal orders at ~10/20/30 %, the paper's beside ours (rule table04_layer_order)."""
 from layerpuzzle.jobs import run_job
-from layerpuzzle.methods.dlp.table4 import order_entries, table4_vs_paper, table4_wide
+from layerpuzzle.tables.table4 import order_entries, table4_vs_paper, table4_wide
 from layerpuzzle.tables import write_table
 
 

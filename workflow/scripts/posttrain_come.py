@@ -1,5 +1,5 @@
 """CoMe-sp / CoMe-mp hierarchical distillation of a CoMe checkpoint (rules come_sp, come_mp)."""
-from layerpuzzle.distill.runs import run_come_job
+from layerpuzzle.posttrain_jobs import run_come_job
 from layerpuzzle.jobs import run_job
 
 

@@ -1,5 +1,5 @@
 """Prune and train from the dense model: LLM-Streamline (rule streamline), FuseGPT (rule fusegpt_train)."""
-from layerpuzzle.distill.runs import run_fusegpt_job, run_streamline_job
+from layerpuzzle.posttrain_jobs import run_fusegpt_job, run_streamline_job
 from layerpuzzle.jobs import run_job
 
 JOBS = {"streamline": run_streamline_job, "fusegpt_train": run_fusegpt_job}

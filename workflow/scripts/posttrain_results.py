@@ -1,7 +1,7 @@
 """The post-training comparison table (rule table_posttrain)."""
 import json
 
-from layerpuzzle.distill.tables import posttrain_table, training_info
+from layerpuzzle.tables.posttrain import posttrain_table, training_info
 from layerpuzzle.jobs import run_job
 from layerpuzzle.tables.render import write_table
 from layerpuzzle.tables.results import method_label

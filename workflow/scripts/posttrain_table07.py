@@ -1,7 +1,7 @@
 """Table 7: the post-training budgets actually run, beside the paper's (rule table07_posttrain)."""
 import pandas as pd
 
-from layerpuzzle.distill.tables import table7, training_info
+from layerpuzzle.tables.posttrain import table7, training_info
 from layerpuzzle.jobs import run_job
 from layerpuzzle.tables.render import write_table
 

@@ -1,5 +1,5 @@
 """Teacher activations at the layers a_i of a CoMe checkpoint's layer map (rule posttrain_teacher)."""
-from layerpuzzle.distill.runs import run_teacher_job
+from layerpuzzle.posttrain_jobs import run_teacher_job
 from layerpuzzle.jobs import run_job
 
 

@@ -8,7 +8,7 @@
 - :mod:`.hierarchical`, :mod:`.come_sp`, :mod:`.come_mp` — CoMe's hierarchical distillation (Alg. 3, 4).
 - :mod:`.streamline` — LLM-Streamline (window replaced by one trained layer).
 - :mod:`.fusegpt_train` — FuseGPT with group-local training (needs :mod:`layerpuzzle.methods.fusegpt`).
-- :mod:`.runs`, :mod:`.tables` — the workflow jobs and the post-training tables.
+- the workflow jobs live in :mod:`layerpuzzle.posttrain_jobs`, the post-training tables in :mod:`layerpuzzle.tables.posttrain`.
 """
 
 from .come_mp import MPSettings, distill_mp, fit_lrs

@@ -21,7 +21,7 @@ from .byte_tokenizer import build_byte_tokenizer
 
 ARCHITECTURES = ("llama", "mistral", "qwen2", "qwen3")
 
-_COMMON = dict(
+COMMON_CONFIG = dict(
     hidden_size=64,
     intermediate_size=128,
     num_hidden_layers=8,
@@ -36,7 +36,7 @@ _COMMON = dict(
 
 def random_config(arch: str, vocab_size: int = 259, **overrides) -> PretrainedConfig:
     """The tiny config of ``arch``; ``overrides`` replace any field."""
-    kw = dict(_COMMON, vocab_size=vocab_size, bos_token_id=256, eos_token_id=257, pad_token_id=258)
+    kw = dict(COMMON_CONFIG, vocab_size=vocab_size, bos_token_id=256, eos_token_id=257, pad_token_id=258)
     kw.update(overrides)
     if arch == "llama":
         return LlamaConfig(tie_word_embeddings=False, **kw)

@@ -5,7 +5,13 @@
 * :mod:`.paper_join` — our rows beside the paper's rows of Tables 8–10;
 * :mod:`.scores` — Avg and RPT (docs/evaluation.md);
 * :mod:`.paper` — the paper's tables in ``resources/paper``;
+* :mod:`.table4` — Table 4 (layer-removal orders of the DLP baselines);
+* :mod:`.come_ablations` — Tables 11–14 (CoMe ablations);
+* :mod:`.posttrain` — Table 7 and the post-training comparison;
 * :mod:`.render` — CSV, Markdown and LaTeX output (atomic writes).
+
+Table builders live here and in :mod:`layerpuzzle.figures`; nothing under
+``methods/`` or ``distill/`` imports them (``tests/test_layering.py``).
 """
 
 from .columns import PPL_COLUMNS, SCORE_COLUMNS, TASK_COLUMNS

@@ -6,7 +6,7 @@
 - :mod:`.shortgpt` — ShortGPT (lowest Block Influence first).
 - :mod:`.sleb` — SLEB (iterative greedy removal by calibration NLL, incremental evaluation).
 - :mod:`.reverse` — Reverse (the last layers first).
-- :mod:`.order_io` — orders as parquet artifacts; :mod:`.table4` — the paper's Table 4.
+- :mod:`.order_io` — orders as parquet artifacts (the paper's Table 4 is built in :mod:`layerpuzzle.tables.table4`).
 - :mod:`.pipeline` — what the workflow's jobs call.
 """
 

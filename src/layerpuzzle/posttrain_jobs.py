@@ -23,18 +23,18 @@ from typing import Any, Callable, Sequence
 import torch
 from safetensors.torch import load_file
 
-from ..data.calibration import load_calibration
-from ..figures.loss_curve import plot_loss_curve
-from ..models.checkpoint import layers_to_remove, save_pruned
-from ..models.sources import load_model
-from .come_mp import MPSettings, distill_mp
-from .come_sp import SPSettings, distill_sp
-from .data import describe_data_use
-from .hierarchical import DistillResult, distillation_pairs
-from .streamline import StreamlineSettings, streamline
-from .t_layer import PAPER_TABLE7
-from .teacher_activations import StreamingTeacher, load_teacher, save_teacher, teacher_bytes, teacher_states
-from .trainer import ResumeStore, StopHook, runtime_fingerprint
+from .data.calibration import load_calibration
+from .figures.loss_curve import plot_loss_curve
+from .models.checkpoint import layers_to_remove, save_pruned
+from .models.sources import load_model
+from .distill.come_mp import MPSettings, distill_mp
+from .distill.come_sp import SPSettings, distill_sp
+from .distill.data import describe_data_use
+from .distill.hierarchical import DistillResult, distillation_pairs
+from .distill.streamline import StreamlineSettings, streamline
+from .distill.t_layer import PAPER_TABLE7
+from .distill.teacher_activations import StreamingTeacher, load_teacher, save_teacher, teacher_bytes, teacher_states
+from .distill.trainer import ResumeStore, StopHook, runtime_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,8 @@ def come_cross_entropy(result: DistillResult, teacher, pairs: Sequence[tuple[int
 
     CoMe-sp: Σ over the merged layers; CoMe-mp: phase k is the k-th pair (shallow → deep).
     """
-    from .data import BatchOrder
-    from .losses import sigma_entropy
+    from .distill.data import BatchOrder
+    from .distill.losses import sigma_entropy
 
     order = BatchOrder(n_chunks, settings.batch_size, settings.seed)
     per_phase = [sorted(pairs)] if result.method == "CoMe-sp" else [[p] for p in sorted(pairs)]
@@ -312,7 +312,7 @@ FUSEGPT_ASSUMPTIONS = (
 
 def run_fusegpt_job(**kwargs: Any) -> dict[str, Any]:
     """FuseGPT with group-local post-training (rule fusegpt_train)."""
-    from .fusegpt_train import FuseGPTTrainSettings, fusegpt_train
+    from .distill.fusegpt_train import FuseGPTTrainSettings, fusegpt_train
 
     def train(model, chunks, n, settings, store, progress) -> _Trained:
         result, groups = fusegpt_train(model, chunks, n, settings, store, stop=StopHook.from_env(), progress=progress)

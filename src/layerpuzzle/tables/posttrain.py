@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from ..tables.results import method_label, results_table
+from .results import method_label, results_table
 
 POSTTRAIN_METHOD_ORDER = ("Dense", "CoMe", "CoMe-mp", "CoMe-sp", "LLM-Streamline", "FuseGPT")
 TABLE7_METHOD_ORDER = ("FuseGPT", "LLM-Streamline", "CoMe-mp", "CoMe-sp")

@@ -15,12 +15,12 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from ...models.checkpoint import layers_to_remove
-from ...sparsity import ArchSpec, sparsity
-from ...tables.paper import PAPER_DIR, load_paper_sparsity
-from ...tables.results import method_rank
-from .order_io import read_order
-from .removal import RemovalOrder
+from ..models.checkpoint import layers_to_remove
+from ..sparsity import ArchSpec, sparsity
+from .paper import PAPER_DIR, load_paper_sparsity
+from .results import method_rank
+from ..methods.dlp.order_io import read_order
+from ..methods.dlp.removal import RemovalOrder
 
 PAPER_ORDERS_CSV = "table04_layer_order.csv"
 

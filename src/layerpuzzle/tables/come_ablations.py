@@ -22,9 +22,9 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ...tables.columns import SCORE_COLUMNS
-from ...tables.paper import PAPER_DIR
-from ...tables.results import result_row
+from .columns import SCORE_COLUMNS
+from .paper import PAPER_DIR
+from .results import result_row
 
 
 @dataclass(frozen=True)
