@@ -292,16 +292,16 @@ def test_directory_comparison_names_the_differing_files(tmp_path):
 
 def test_resumed_training_record_is_equivalent_only_in_its_resume_bookkeeping(tmp_path):
     """A killed-and-resumed job's training.json differs from an uninterrupted re-run only in
-    phases[].resumed_from / steps_run; any other difference (a loss, a weight hash) stays 'different'."""
-    def checkpoint(d, resumed_from, steps_run, loss=1.5, sha="ab"):
+    seconds and phases[].resumed_from / steps_run; any other difference (a loss, a weight hash) stays 'different'."""
+    def checkpoint(d, resumed_from, steps_run, loss=1.5, sha="ab", seconds=3.15):
         d.mkdir()
         (d / "model.safetensors").write_bytes(b"same weights")
-        (d / "training.json").write_text(json.dumps({"method": "CoMe-sp", "phases": [
+        (d / "training.json").write_text(json.dumps({"method": "CoMe-sp", "seconds": seconds, "phases": [
             {"name": "b0", "steps": 6, "last_loss": loss, "resumed_from": resumed_from, "steps_run": steps_run,
              "params_sha256": sha}]}))
     resumed, rerun = tmp_path / "resumed", tmp_path / "rerun"
     checkpoint(resumed, 3, 3)
-    checkpoint(rerun, None, 6)
+    checkpoint(rerun, None, 6, seconds=2.23)  # the observed case: another wall time too
     out = compare_output("results/m/pruned/come_sp/sp30/v", sha256_path(resumed), resumed, rerun)
     assert (out.outcome, out.differing_files, out.rules) == ("equivalent", ("training.json",), (RESUME_RULE,))
     for name, kwargs in (("loss", {"loss": 1.25}), ("sha", {"sha": "cd"})):

@@ -27,12 +27,13 @@ never as identical); every other difference is ``different``:
    job).  Two files are equivalent when their headers are equal as JSON objects
    (names, dtypes, shapes, offsets, metadata) and their tensor bytes are equal.
 
-3. Resume bookkeeping — a post-training checkpoint's ``training.json`` records, per
-   phase, ``resumed_from`` (the step a killed job resumed from) and ``steps_run``
-   (the optimiser steps this process executed).  They say how the job ran, not
-   what it computed: a job killed and resumed gives the same weights, losses and
-   ``params_sha256`` as an uninterrupted re-execution, but other values here.  Such
-   a file is compared as JSON without exactly these two keys of each phase.
+3. Run bookkeeping — a post-training checkpoint's ``training.json`` records the
+   job's wall time (top-level ``seconds``) and, per phase, ``resumed_from`` (the
+   step a killed job resumed from) and ``steps_run`` (the optimiser steps this
+   process executed).  They say how the job ran, not what it computed: a job
+   killed and resumed gives the same weights, losses and ``params_sha256`` as an
+   uninterrupted re-execution, but other values here.  Such a file is compared as
+   JSON without exactly these keys.
 """
 
 from __future__ import annotations
@@ -50,13 +51,16 @@ VOLATILE_JSON_KEYS: dict[str, tuple[str, ...]] = {
     "results/*/eval/*/task-*.raw.json": ("date", "pretty_env_info", "git_hash", "upper_git_hash"),
 }
 SAFETENSORS_RULE = "safetensors header as JSON (metadata key order ignored) + tensor bytes"
+RUN_KEYS: tuple[str, ...] = ("seconds",)
 RESUME_KEYS: tuple[str, ...] = ("resumed_from", "steps_run")
-RESUME_RULE = "training.json without the resume bookkeeping (phases[].resumed_from, steps_run)"
+RESUME_RULE = "training.json without the run bookkeeping (seconds, phases[].resumed_from, steps_run)"
 
 
 def without_resume_bookkeeping(path: Path) -> Any:
-    """training.json with :data:`RESUME_KEYS` removed from every phase."""
+    """training.json without :data:`RUN_KEYS` and with :data:`RESUME_KEYS` removed from every phase."""
     data = json.loads(path.read_text())
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in RUN_KEYS}
     if isinstance(data, dict) and isinstance(data.get("phases"), list):
         data["phases"] = [{k: v for k, v in p.items() if k not in RESUME_KEYS} if isinstance(p, dict) else p
                           for p in data["phases"]]
