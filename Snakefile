@@ -1,6 +1,6 @@
 # layerpuzzle: CoMe ("Layer as Puzzle Pieces") and its baselines as one DAG.
 # This file holds the config, the includes and the target rules only; the stages
-# live in rules/*.smk and their logic in the layerpuzzle package (src/).
+# live in rules/*.smk, their paths in layerpuzzle.plan and their logic in the layerpuzzle package (src/).
 
 import os
 import sys
@@ -21,10 +21,15 @@ include: "rules/models.smk"
 include: "rules/calibration.smk"
 include: "rules/scores.smk"
 include: "rules/evaluate.smk"
-include: "rules/come.smk"
-include: "rules/dlp_baselines.smk"
-include: "rules/merge_baselines.smk"
-include: "rules/posttrain.smk"
+
+
+# The methods' rule files, from the method registry (layerpuzzle.methods.registry). They depend only on
+# rules/common.smk (and PLAN), never on each other, so their order does not matter.
+for _rule_file in METHOD_RULE_FILES:
+
+    include: _rule_file
+
+
 include: "rules/tables.smk"
 include: "rules/audit.smk"
 
@@ -32,14 +37,14 @@ include: "rules/audit.smk"
 rule all_tables:
     default_target: True
     input:
-        all_table_outputs(),
+        PLAN.all_table_outputs(),
 
 
 rule all_scores:
     input:
-        [scores_outputs(m) for m in config["run"]["models"]],
+        [PLAN.scores_outputs(m) for m in PLAN.run_models],
 
 
 rule all_evaluations:
     input:
-        [metrics_path(m, c) for m in config["run"]["models"] for c in checkpoints_of(m)],
+        PLAN.all_metrics(),

@@ -20,14 +20,6 @@ AUDIT_DIR = "results/audit"
 report: "../report/workflow.rst"
 
 
-def audit_expected():
-    """The all_tables outputs, flattened: the audit fails when one is missing."""
-    out = []
-    for p in all_table_outputs():
-        out += [str(x) for x in p] if isinstance(p, (list, tuple)) else [str(p)]
-    return out
-
-
 rule audit:
     output:
         verdict=f"{AUDIT_DIR}/verdict.json",
@@ -37,7 +29,7 @@ rule audit:
         json=f"{AUDIT_DIR}/audit.json",
     params:
         snakefile=workflow.main_snakefile,
-        expected=lambda wc: audit_expected(),
+        expected=lambda wc: PLAN.all_table_outputs(),  # the audit fails when one is missing
         mirror=MIRROR_PARAM,
         results_state=lambda wc: tree_state(".", ignore=config["audit"]["ignore"]),
     threads: RES["threads"]

@@ -1,17 +1,13 @@
-# Stage 1: calibration sets (token windows) as artifacts.
-
-
-def calibration_mirror_inputs(wildcards):
-    dataset = CalibrationSpec.parse(wildcards.calib).dataset
-    key = {"wikitext2": "wikitext2/train", "c4": "c4/validation", "pg19": "pg19/train",
-           "mmlu": "mmlu/test", "alpaca": "alpaca/train"}[dataset]
-    return mirror_inputs(key)
+# Stage 1: calibration sets (token windows) as artifacts: results/{model}/calib/<id>.safetensors, one rule for
+# every method's calibration set (the id names all its settings: layerpuzzle.data.calibration.CalibrationSpec).
+from layerpuzzle.data.calibration import CalibrationSpec
+from layerpuzzle.data.text_sources import CALIBRATION_MIRROR_KEYS
 
 
 rule calibration_set:
     input:
         model=get_model_dir,
-        data=calibration_mirror_inputs,
+        data=lambda wc: mirror_inputs(CALIBRATION_MIRROR_KEYS[CalibrationSpec.parse(wc.calib).dataset]),
     output:
         calib="results/{model}/calib/{calib}.safetensors",
         prov="results/{model}/calib/{calib}.prov.json",

@@ -35,7 +35,7 @@ rule evaluate_checkpoint:
         max_length=EVAL["max_length"],
         mirror=MIRROR_PARAM,
         seed=config["seed"],
-        dtype=lambda wc: model_param(wc.model, "dtype", "auto"),
+        dtype=model_dtype,
         device=model_device(),
     log:
         "logs/{model}/eval/{ckpt}/evaluate.log",

@@ -19,7 +19,7 @@ rule layer_scores:
         scoring=lambda wc: wc.scoring,
         batch_size=config["scores"]["batch_size"],
         keep_hidden_states=config["scores"]["keep_hidden_states"],
-        dtype=lambda wc: model_param(wc.model, "dtype", "auto"),
+        dtype=model_dtype,
         device=model_device(),
     log:
         "logs/{model}/scores/{calib}/{scoring}.log",

@@ -13,21 +13,8 @@ PAPER_CONFIG = Path(workflow.basedir) / "config" / "paper.yaml"
 
 
 def table3_paper_models():
-    """The paper's models (their `architecture` blocks in config/paper.yaml) not already in run.table3_models.
-
-    Configs only, no weights: with run.table3_paper_models (default true) every run, the embedded
-    default too, shows the paper's seven models in Table 3 beside its own and compares them with the paper.
-    """
-    if not config["run"].get("table3_paper_models", True):
-        return {}
-    import yaml
-
-    paper_models = yaml.safe_load(PAPER_CONFIG.read_text())["models"]
-    return {
-        m: {"architecture": e["architecture"], "paper_name": e.get("paper_name"), "config_json": None}
-        for m, e in paper_models.items()
-        if m not in config["run"]["table3_models"] and e.get("architecture")
-    }
+    """The paper's models (configs only, no weights) that Table 3 shows beside ours: PLAN.table3_paper_models."""
+    return PLAN.table3_paper_models(PAPER_CONFIG)
 
 
 rule table3_sparsity:
@@ -36,8 +23,8 @@ rule table3_sparsity:
         paper_config=lambda w: [str(PAPER_CONFIG)] if table3_paper_models() else [],
     output:
         # CSV and Markdown in `snakemake --report` (category = table)
-        table=reported(table_files("table03_sparsity"), "table03_sparsity.rst", "Table 3: sparsity", "Table 3"),
-        vs_paper=reported(table_files("table03_vs_paper"), "table03_sparsity.rst", "Table 3: sparsity",
+        table=reported(PLAN.table_files("table03_sparsity"), "table03_sparsity.rst", "Table 3: sparsity", "Table 3"),
+        vs_paper=reported(PLAN.table_files("table03_vs_paper"), "table03_sparsity.rst", "Table 3: sparsity",
                           "Table 3 vs paper"),
         prov=f"{TABLES}/table03_sparsity.prov.json",
     params:
@@ -59,36 +46,19 @@ rule table3_sparsity:
         "../workflow/scripts/table3_sparsity.py"
 
 
-def all_metrics(wildcards=None):
-    return [metrics_path(m, c) for m in config["run"]["models"] for c in checkpoints_of(m)]
-
-
 rule results_table:
     input:
-        metrics=all_metrics,
+        metrics=lambda wc: PLAN.all_metrics(),
     output:
-        table=reported(table_files("results"), "results.rst", "Tables 8-10: results", "Results"),
-        vs_paper=reported(table_files("results_vs_paper"), "results.rst", "Tables 8-10: results", "Results vs paper"),
+        table=reported(PLAN.table_files("results"), "results.rst", "Tables 8-10: results", "Results"),
+        vs_paper=reported(PLAN.table_files("results_vs_paper"), "results.rst", "Tables 8-10: results", "Results vs paper"),
         prov=f"{TABLES}/results.prov.json",
     params:
-        model_order=config["run"]["models"],
-        paper_names={m: config["models"][m].get("paper_name") for m in config["run"]["models"]},
+        model_order=PLAN.run_models,
+        paper_names={m: config["models"][m].get("paper_name") for m in PLAN.run_models},
     log:
         f"logs/tables/results.log",
     conda:
         ENV_TABLES
     script:
         "../workflow/scripts/results_table.py"
-
-
-def all_table_outputs():
-    return (
-        table_files("table03_sparsity")
-        + table_files("results")
-        + [scores_outputs(m) for m in config["run"]["models"]]
-        + TABLE_PROVIDERS_OUTPUTS()
-    )
-
-
-def TABLE_PROVIDERS_OUTPUTS():
-    return [path for provider in TABLE_PROVIDERS for path in provider()]

@@ -157,13 +157,14 @@ def test_incremental_equals_full_with_fewer_forwards():
 
 def test_ratio_grid_is_a_variant_only_setting():
     """Variants without ratio_grid resolve to the same settings (and rule parameters) as before."""
-    from layerpuzzle.methods.come.variants import parse_slug, resolve_settings
+    from layerpuzzle.methods.come.variants import resolve_settings
+    from conftest import default_plan
     cfg = {"sbi_estimator": "cosine_mean", "remerge": "allowed", "last_layer_output": "raw",
            "query_mapping": "grouped", "qk_norm": "mean", "granularity": 20}
     assert "ratio_grid" not in resolve_settings("come_p", cfg, "m", {})
     assert resolve_settings("come_p", cfg, "m", {"ratio_grid": "released"})["ratio_grid"] == "released"
-    assert parse_slug("come_p", "ratio_grid=released,remerge=forbidden") == {"ratio_grid": "released",
-                                                                             "remerge": "forbidden"}
+    parsed = default_plan().parse_slug("come_p", "ratio_grid=released,remerge=forbidden", "smollm2-135m")
+    assert parsed == {"ratio_grid": "released", "remerge": "forbidden"}
     assert ComePSettings(**resolve_settings("come_p", cfg, "m", {})).ratio_grid == "exact"
 
 

@@ -3,9 +3,13 @@ import yaml
 
 from layerpuzzle.config import validate_config, variant_slug
 from layerpuzzle.data.calibration import CalibrationSpec
-from layerpuzzle.methods.come.variants import ablation_variant, parse_slug, resolve_calibration
+from layerpuzzle.methods.come.variants import ablation_variant, resolve_calibration
 
-from conftest import REPO
+from conftest import REPO, default_plan
+
+
+def parse_slug(key, slug):
+    return default_plan().parse_slug(key, slug, "smollm2-135m")
 
 
 def come_cfg(**ablations):

@@ -138,9 +138,10 @@ def test_released_bias_fusion_trains_the_base_bias_and_one_coefficient():
         assert f"model.layers.1.self_attn.q_proj.{coef_b}" in coef
 
 
-def test_random_window_training_data_come_from_the_fusegpt_calibration_rule(tmp_path):
-    """data_sampling random_windows: the training chunks are rule fusegpt_calibration's random windows (in sampling
-    order), not a calibration_set; a corpus it cannot sample is refused before anything is scheduled."""
+def test_random_window_training_data_is_a_calibration_set(tmp_path):
+    """data_sampling random_windows: the training chunks are FuseGPT's random windows (in sampling order), built by
+    rule calibration_set like every calibration set (id suffix -rw); a set it cannot sample is refused before
+    anything is scheduled."""
     import yaml
     from workflow_utils import scheduled_jobs, snakemake, tiny_config
 
@@ -153,10 +154,11 @@ def test_random_window_training_data_come_from_the_fusegpt_calibration_rule(tmp_
     cfg.write_text(yaml.safe_dump(raw))
     res = snakemake(tmp_path, cfg, "-n", "all_evaluations")
     jobs = scheduled_jobs(res.stdout + res.stderr)
-    assert jobs.get("fusegpt_calibration") == 1 and "calibration_set" not in jobs, jobs
-    assert "fusegpt/calib/random_windows-wikitext2-n6-s10-len16.safetensors" in res.stdout + res.stderr
-    raw["methods"]["fusegpt_train"]["data"]["dataset"] = "mmlu"
+    assert jobs.get("calibration_set") == 1, jobs
+    assert "calib/wikitext2-n6-s10-len16-rw.safetensors" in res.stdout + res.stderr
+    raw["methods"]["fusegpt_train"]["data"].update(dataset="mmlu", selection="per_subject")
     cfg.write_text(yaml.safe_dump(raw))
     res = snakemake(tmp_path, cfg, "-n", "all_evaluations", check=False)
     assert res.returncode != 0
-    assert "`methods.fusegpt_train.data`: dataset 'mmlu'" in res.stdout + res.stderr
+    assert "`methods.fusegpt_train.data_sampling`: value 'random_windows'" in res.stdout + res.stderr
+    assert "selection 'global'" in res.stdout + res.stderr

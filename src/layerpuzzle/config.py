@@ -66,6 +66,11 @@ def _with_defaults(cls):
     return jsonschema.validators.extend(cls, {"properties": set_defaults})
 
 
+def defaults_validator(schema: dict[str, Any]):
+    """A jsonschema validator of ``schema`` that also fills in the ``default`` values of object properties."""
+    return _with_defaults(jsonschema.validators.validator_for(schema))(schema)
+
+
 def load_schema(path: str | Path) -> dict[str, Any]:
     """The main schema with every method's fragment (``config/methods/<name>.schema.yaml``)
     inserted under ``methods.properties.<name>``."""

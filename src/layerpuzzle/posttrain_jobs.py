@@ -35,6 +35,7 @@ from .distill.streamline import StreamlineSettings, streamline
 from .distill.t_layer import PAPER_TABLE7
 from .distill.teacher_activations import StreamingTeacher, load_teacher, save_teacher, teacher_bytes, teacher_states
 from .distill.trainer import ResumeStore, StopHook, runtime_fingerprint
+from .methods import registry
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ def run_streamline_job(**kwargs: Any) -> dict[str, Any]:
             curve_title=f"LLM-Streamline ({settings.loss})",
             returns={"window": [j0, j1], "best_step": result.phases[0].best_step})
 
-    return _run_training_from_dense(method="LLM-Streamline", settings_cls=StreamlineSettings, train=train, **kwargs)
+    return _run_training_from_dense(method=registry.display_name("streamline"), settings_cls=StreamlineSettings, train=train, **kwargs)
 
 
 # ---------------------------------------------------------------------------- FuseGPT with training
@@ -325,7 +326,7 @@ def run_fusegpt_job(**kwargs: Any) -> dict[str, Any]:
             curve_title="FuseGPT (group-local KL, dim 0)",
             returns={"removed_original": result.details["removed_original"]})
 
-    return _run_training_from_dense(method="FuseGPT", settings_cls=FuseGPTTrainSettings, train=train, **kwargs)
+    return _run_training_from_dense(method=registry.display_name("fusegpt_train"), settings_cls=FuseGPTTrainSettings, train=train, **kwargs)
 
 
 @dataclass

@@ -23,6 +23,17 @@ after ``default_rng(seed).permutation`` (``Dataset.shuffle(seed)``); the
 subjects' rows follow each other in subject order, with no global shuffle.
 The default (``global``) permutes all rows together.  Its id ends in ``-subj``
 (before ``-pex``).
+
+``sampling="random_windows"`` is FuseGPT's (and GPTQ's ``get_wikitext2``)
+convention: the corpus rows are joined with ``"\\n\\n"`` and tokenized once;
+then, with ``random.seed(seed)``, ``n`` windows are drawn as
+``i = random.randint(0, T - seq_len - 1); window = ids[i : i + seq_len]``
+(overlaps allowed), kept in sampling order.  Here ``n`` counts windows, not rows.
+Its id ends in ``-rw``.
+
+Every method names its calibration set the same way: a ``calibration`` block
+(config schema ``definitions.calibration_set``) whose :attr:`CalibrationSpec.id`
+names the file ``results/<model>/calib/<id>.safetensors`` built by one rule.
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ class CalibrationSpec:
     seq_len: int
     packing: str = "joined"  # joined (rows joined, cut into windows) | per_example (one EOS-padded window per row)
     selection: str = "global"  # global (one seeded permutation of all rows) | per_subject (released MMLU loader)
+    sampling: str = "rows"  # rows (the conventions above) | random_windows (FuseGPT: n windows at random offsets)
 
     def __post_init__(self):
         if self.packing not in PACKINGS:
@@ -58,6 +70,12 @@ class CalibrationSpec:
         if self.selection not in SELECTIONS:
             raise ValueError(f"calibration selection {self.selection!r} is not allowed; "
                              f"allowed: {', '.join(SELECTIONS)}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"calibration sampling {self.sampling!r} is not allowed; allowed: {', '.join(SAMPLINGS)}")
+        if self.sampling == "random_windows" and (self.packing, self.selection) != ("joined", "global"):
+            raise ValueError(f"calibration sampling 'random_windows' draws windows of the joined corpus: it needs "
+                             f"packing 'joined' and selection 'global', got packing {self.packing!r}, selection "
+                             f"{self.selection!r}")
         if self.selection == "per_subject" and self.dataset != "mmlu":
             raise ValueError(f"calibration selection 'per_subject' needs dataset 'mmlu' (rows with subjects), "
                              f"got dataset {self.dataset!r}")
@@ -65,25 +83,30 @@ class CalibrationSpec:
     @property
     def id(self) -> str:
         return (f"{self.dataset}-n{self.n}-s{self.seed}-len{self.seq_len}"
-                f"{SELECTIONS[self.selection]}{PACKINGS[self.packing]}")
+                f"{SELECTIONS[self.selection]}{PACKINGS[self.packing]}{SAMPLINGS[self.sampling]}")
 
     @staticmethod
     def parse(calib_id: str) -> "CalibrationSpec":
-        full, packing, selection = calib_id, "joined", "global"
+        full, packing, selection, sampling = calib_id, "joined", "global", "rows"
+        if calib_id.endswith(SAMPLINGS["random_windows"]):
+            calib_id, sampling = calib_id[: -len(SAMPLINGS["random_windows"])], "random_windows"
         if calib_id.endswith(PACKINGS["per_example"]):
             calib_id, packing = calib_id[: -len(PACKINGS["per_example"])], "per_example"
         if calib_id.endswith(SELECTIONS["per_subject"]):
             calib_id, selection = calib_id[: -len(SELECTIONS["per_subject"])], "per_subject"
         try:
             dataset, n, s, length = calib_id.rsplit("-", 3)
-            return CalibrationSpec(dataset, int(n[1:]), int(s[1:]), int(length[3:]), packing, selection)
+            return CalibrationSpec(dataset, int(n[1:]), int(s[1:]), int(length[3:]), packing, selection, sampling)
         except ValueError as exc:
             raise ValueError(f"calibration id {full!r} is not of the form "
-                             f"<dataset>-n<N>-s<seed>-len<L>[-subj][-pex]") from exc
+                             f"<dataset>-n<N>-s<seed>-len<L>[-subj][-pex][-rw]") from exc
 
 
 PACKINGS = {"joined": "", "per_example": "-pex"}  # packing -> id suffix
 SELECTIONS = {"global": "", "per_subject": "-subj"}  # selection -> id suffix
+SAMPLINGS = {"rows": "", "random_windows": "-rw"}  # sampling -> id suffix
+# every id CalibrationSpec.id can produce (the workflow's {calib} wildcard)
+CALIB_ID_RE = r"[a-z0-9]+-n\d+-s\d+-len\d+(?:-subj)?(?:-pex)?(?:-rw)?"
 
 
 def spec_record(spec: CalibrationSpec) -> dict[str, Any]:
@@ -94,6 +117,8 @@ def spec_record(spec: CalibrationSpec) -> dict[str, Any]:
         del record["packing"]
     if spec.selection == "global":
         del record["selection"]
+    if spec.sampling == "rows":
+        del record["sampling"]
     return record
 
 
@@ -152,9 +177,29 @@ def per_example_windows(rows: list[str], tokenizer, seq_len: int) -> tuple[torch
     return torch.tensor(out, dtype=torch.long), real
 
 
+def random_windows(rows: list[str], tokenizer, n: int, seq_len: int, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """(n, seq_len) token windows at random offsets of the joined corpus (``sampling="random_windows"``), and
+    their starts: ``random.seed(seed)``, then ``i = randint(0, T - seq_len - 1)`` per window."""
+    ids = tokenizer("\n\n".join(rows), return_tensors="pt").input_ids[0]
+    if ids.numel() <= seq_len + 1:
+        raise ValueError(f"corpus has {ids.numel()} tokens, need more than seq_len + 1 = {seq_len + 1}")
+    rng = random.Random(seed)
+    starts = [rng.randint(0, ids.numel() - seq_len - 1) for _ in range(n)]
+    windows = torch.stack([ids[s : s + seq_len] for s in starts]).clone()
+    return windows, {"sampling": "random_windows", "n": n, "seq_len": seq_len, "seed": seed,
+                     "corpus_tokens": int(ids.numel()), "starts": starts}
+
+
 def build_calibration(rows: list[str] | dict[str, list[str]], tokenizer,
                       spec: CalibrationSpec) -> tuple[torch.Tensor, dict[str, Any]]:
     """Windows and their record; ``rows`` grouped by subject (a dict) for ``selection="per_subject"``."""
+    if spec.sampling == "random_windows":
+        windows, info = random_windows(rows, tokenizer, spec.n, spec.seq_len, spec.seed)
+        info = {**spec_record(spec), **{k: v for k, v in info.items() if k != "starts"}, "id": spec.id,
+                "windows": int(windows.shape[0]), "tokens_in_windows": int(windows.numel())}
+        log.info("calibration %s: %d windows of %d at random offsets of %d tokens", spec.id, windows.shape[0],
+                 spec.seq_len, info["corpus_tokens"])
+        return windows, info
     if spec.selection == "per_subject":
         if not isinstance(rows, dict):
             raise ValueError("calibration selection 'per_subject' needs the rows grouped by subject (a dict)")

@@ -37,6 +37,11 @@ MIRROR_FILES = {
 }
 
 
+# calibration corpus -> the mirror file its rows come from
+CALIBRATION_MIRROR_KEYS = {"wikitext2": "wikitext2/train", "c4": "c4/validation", "pg19": "pg19/train",
+                           "mmlu": "mmlu/test", "alpaca": "alpaca/train"}
+
+
 def resolve_mirror(configured: str | os.PathLike | None) -> Path | None:
     """The mirror directory: the config value, else ``$LAYERPUZZLE_DATA_MIRROR``, else None (hub)."""
     value = configured or os.environ.get(MIRROR_ENV) or None

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 def training_data_spec(settings: dict) -> CalibrationSpec:
     """The chunk set of a method's ``data`` setting ``{dataset, n (text rows), seed, seq_len}``."""
-    return CalibrationSpec(**{k: settings[k] for k in ("dataset", "n", "seed", "seq_len", "packing") if k in settings})
+    return CalibrationSpec(**{k: settings[k] for k in ("dataset", "n", "seed", "seq_len", "packing", "selection")
+                              if k in settings})
 
 
 @dataclass(frozen=True)

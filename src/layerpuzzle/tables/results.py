@@ -25,24 +25,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from ..methods import registry
 from .columns import PPL_COLUMNS, SCORE_COLUMNS, TASK_COLUMNS
 from .scores import (average, average_stderr, relative_performance, relative_performance_stderr,
                      within_noise)
 
-# The paper's method order (Tables 8–10); other methods follow alphabetically.
-METHOD_ORDER: tuple[str, ...] = (
-    "Dense",
-    "Mag+",
-    "Taylor+",
-    "ShortGPT",
-    "SLEB",
-    "FuseGPT-MI",
-    "FuseGPT-MI+F",
-    "MKA",
-    "LaCo",
-    "CoMe",
-    "CoMe-P",
-)
+# Dense, then the registered methods in table order (the paper's Tables 8–10 first: the method registry);
+# display names the registry does not know follow alphabetically.
+METHOD_ORDER: tuple[str, ...] = registry.method_order()
 
 NOISE_COLUMNS: tuple[str, ...] = ("Avg SE", "RPT SE", "vs Dense")
 TABLE_COLUMNS: tuple[str, ...] = ("Model", "Sparsity (%)", "Method", *SCORE_COLUMNS, "Note", *NOISE_COLUMNS)

@@ -7,7 +7,8 @@ A variant's settings are resolved in three layers, later ones winning:
 2. ``methods.come.model_settings.<model>`` (the paper's per-model p and ρ,
    App. B.1), plus its ``note`` for the model card;
 3. the keys a variant sets explicitly — only these enter the variant's path
-   component (``variant_slug``), so the paper's default run is ``default``.
+   component (``variant_slug``), so the paper's default run is ``default``; a path
+   component is read back by :meth:`layerpuzzle.plan.Plan.parse_slug`.
 
 ``calib_rows`` / ``calib_dataset`` of a variant replace ``n`` / ``dataset`` of
 the method's calibration set (Tables 12 and 14).
@@ -18,22 +19,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-# key -> parser, for the keys a variant (and so a path slug) may carry
-_COMMON_KEYS = {
-    "sbi_estimator": str,
-    "remerge": str,
-    "last_layer_output": str,
-    "query_mapping": str,
-    "qk_norm": str,
-    "calib_rows": int,
-    "calib_dataset": str,
-    "calib_packing": str,
-}
-VARIANT_KEYS = {
-    "come": {**_COMMON_KEYS, "p": float, "rho": float, "rho_rule": str, "layers_per_merge": int, "bi_estimator": str,
-             "sbi_span": str},
-    "come_p": {**_COMMON_KEYS, "granularity": int, "ratio_grid": str, "nll": str},
-}
+from .. import registry
+
 # settings only a variant sets (no method-level key): absent = the dataclass default, so the
 # settings (and rule parameters) of variants without them are as before
 VARIANT_ONLY_SETTINGS = {"come": (), "come_p": ("ratio_grid", "nll")}
@@ -45,38 +32,7 @@ SETTING_KEYS = {
 # settings without a method-level default: absent unless set (so the settings of existing runs stay as they were)
 OPTIONAL_SETTING_KEYS = {"come": ("sbi_span",), "come_p": ()}
 EXECUTION_KEYS = ("recompute", "cache_every", "batch_size")
-DISPLAY_NAMES = {"come": "CoMe", "come_p": "CoMe-P"}
-
-
-def _number(text: str) -> float:
-    value = float(text)  # accepts "inf"
-    return value
-
-
-def parse_slug(key: str, slug: str, method_level: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The explicit variant parameters a path slug stands for (``default`` = none).
-
-    Inverse of :func:`layerpuzzle.config.variant_slug` for the keys of :data:`VARIANT_KEYS`. A part that
-    names a method-level setting (``method_level``: the settings that differ from the schema default,
-    which the method's config applies anyway) is skipped when its value is the configured one.
-    """
-    from ...config import slug_value
-
-    if slug == "default":
-        return {}
-    allowed = VARIANT_KEYS[key]
-    fixed = {name: slug_value(v) for name, v in (method_level or {}).items()}
-    out: dict[str, Any] = {}
-    for part in slug.split(","):
-        name, sep, text = part.partition("=")
-        if sep and name not in allowed and fixed.get(name) == text:
-            continue
-        if not sep or name not in allowed:
-            raise ValueError(f"{DISPLAY_NAMES[key]} variant slug {slug!r}: {part!r} is not <key>=<value> with key "
-                             f"in {', '.join(sorted(allowed))}")
-        parse = _number if allowed[name] is float else allowed[name]
-        out[name] = parse(text)
-    return out
+DISPLAY_NAMES = {k: registry.display_name(k) for k in ("come", "come_p")}
 
 
 def resolve_settings(key: str, method_cfg: Mapping[str, Any], model: str, variant: Mapping[str, Any]) -> dict[str, Any]:

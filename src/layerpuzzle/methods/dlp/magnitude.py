@@ -28,8 +28,9 @@ from torch import nn
 
 from ...models import architecture as arch
 from .removal import RemovalOrder, ranked_order
+from .. import registry
 
-DISPLAY_NAME = "Mag+"
+DISPLAY_NAME = registry.display_name("mag_plus")
 
 
 def layer_weights(layer: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:

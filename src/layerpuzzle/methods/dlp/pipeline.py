@@ -31,12 +31,12 @@ from .reverse import reverse_order
 from .shortgpt import block_influence, shortgpt_order
 from .sleb import sleb_order
 from .taylor import taylor_order
+from .. import registry
 
 log = logging.getLogger(__name__)
 
-DISPLAY_NAMES = {"mag_plus": "Mag+", "taylor_plus": "Taylor+", "shortgpt": "ShortGPT", "sleb": "SLEB",
-                 "reverse": "Reverse"}
-DATA_FREE = ("mag_plus", "reverse")
+DISPLAY_NAMES = {k: registry.display_name(k) for k in ("mag_plus", "taylor_plus", "shortgpt", "sleb", "reverse")}
+DATA_FREE = tuple(k for k in DISPLAY_NAMES if registry.entry(k).data_free)
 
 
 @dataclass
@@ -165,7 +165,7 @@ def checkpoint_from_order(model, tokenizer, order: RemovalOrder, out_dir: str | 
     if info.get("notes"):
         params["calibration_notes"] = list(info["notes"])
     summary = (f"{order.method}: layers {', '.join(map(str, sorted(removed)))} of {order.n_layers} removed "
-               f"(one-shot from the method's removal order; baselines spec §1-§4).")
+               f"(one-shot from the method's removal order; docs/methods/README.md).")
     save_pruned(model, tokenizer, out_dir, dense_config=dense_config, base_model=base_model, method=order.method,
                 variant=variant_display(label, order), params=params, target_fraction=target_fraction,
                 layer_groups=groups, summary=summary, notes=notes,

@@ -9,8 +9,9 @@ also what the released MKA code amounts to, docs/methods/mka.md).
 from __future__ import annotations
 
 from .removal import RemovalOrder
+from .. import registry
 
-DISPLAY_NAME = "Reverse"
+DISPLAY_NAME = registry.display_name("reverse")
 
 
 def reverse_order(n_layers: int, keep_last: int = 0) -> RemovalOrder:

@@ -30,8 +30,9 @@ from ...engine.block_influence import ESTIMATORS
 from ...engine.layer_scores import score_layers
 from ...engine.runner import LayerwiseRunner
 from .removal import RemovalOrder, ascending_order
+from .. import registry
 
-DISPLAY_NAME = "ShortGPT"
+DISPLAY_NAME = registry.display_name("shortgpt")
 
 
 def block_influence(runner: LayerwiseRunner, last_layer_output: str = "raw",

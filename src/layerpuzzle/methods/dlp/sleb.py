@@ -31,8 +31,9 @@ from tqdm.auto import tqdm
 from ...engine.runner import Hidden, LayerwiseRunner
 from ...models import architecture as arch
 from .removal import RemovalOrder
+from .. import registry
 
-DISPLAY_NAME = "SLEB"
+DISPLAY_NAME = registry.display_name("sleb")
 
 
 @dataclass

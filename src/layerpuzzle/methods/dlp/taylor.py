@@ -39,8 +39,9 @@ import torch
 from ...models import architecture as arch
 from .magnitude import block_score, layer_weights, released_weight, released_weight_score, weight_score
 from .removal import RemovalOrder, ranked_order
+from .. import registry
 
-DISPLAY_NAME = "Taylor+"
+DISPLAY_NAME = registry.display_name("taylor_plus")
 ACCUMULATE = ("signed_sum", "abs_per_batch", "released_cumulative")
 
 

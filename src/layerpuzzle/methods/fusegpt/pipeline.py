@@ -1,4 +1,5 @@
-"""FuseGPT-MI / MI+F as workflow steps (rules ``fusegpt_calibration``, ``fusegpt_mi``, ``fusegpt_mif``)."""
+"""FuseGPT-MI / MI+F as workflow steps (rules ``fusegpt_mi``, ``fusegpt_mif``; their calibration windows come
+from rule ``calibration_set``, sampling ``random_windows``)."""
 
 from __future__ import annotations
 
@@ -6,38 +7,15 @@ import copy
 import logging
 from typing import Any
 
-from ...data.calibration import CalibrationSpec, build_calibration, load_calibration, save_calibration
-from ...data.text_sources import calibration_rows, resolve_mirror
+from ...data.calibration import load_calibration
 from ...models.checkpoint import layers_to_remove, save_pruned
 from ...models.sources import load_model
-from .calibration import random_windows
 from .fuse_linear import CoefInit
 from .fusion_loop import fusegpt_prune
 from .macro_influence import check_precision
+from .. import registry
 
 log = logging.getLogger(__name__)
-
-
-def parse_calib_id(calib_id: str) -> dict[str, Any]:
-    """``random_windows-wikitext2-n32-s10-len2048`` → its settings."""
-    sampling, dataset, n, s, length = calib_id.rsplit("-", 4)
-    return {"sampling": sampling, "dataset": dataset, "n": int(n[1:]), "seed": int(s[1:]), "seq_len": int(length[3:])}
-
-
-def build_fusegpt_calibration(model_dir: str, calib_id: str, out_path: str, mirror: str | None) -> dict[str, Any]:
-    from transformers import AutoTokenizer
-
-    c = parse_calib_id(calib_id)
-    rows, source = calibration_rows(c["dataset"], resolve_mirror(mirror))
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    if c["sampling"] == "random_windows":
-        windows, info = random_windows(rows, tok, c["n"], c["seq_len"], c["seed"])
-    else:
-        windows, info = build_calibration(rows, tok, CalibrationSpec(c["dataset"], c["n"], c["seed"], c["seq_len"]))
-    info = {**info, "id": calib_id, "windows": int(windows.shape[0])}
-    save_calibration(out_path, windows, {**{k: v for k, v in info.items() if k != "starts"},
-                                         **{f"source_{k}": v for k, v in source.items()}})
-    return {"calibration": info, "source": source}
 
 
 def coef_init(variant: dict[str, Any]) -> CoefInit:
@@ -83,7 +61,7 @@ def run_fusegpt(model_dir: str, calib_path: str, out_dir: str, *, model_name: st
                      + ("Official init (P = 0, B = 0): an exact no-op, so this equals FuseGPT-MI."
                         if variant["variant"] == "released" else
                         f"Random init of both P and Q ({init.kind}); CoMe's exact init is not stated."))
-    method = "FuseGPT-MI+F" if fuse else "FuseGPT-MI"
+    method = registry.display_name("fusegpt_mif" if fuse else "fusegpt_mi")
     save_pruned(
         model, tok, out_dir, dense_config=dense_config, base_model=model_name, method=method,
         variant=variant.get("label") or "", params=params, target_fraction=target_fraction,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..dlp.removal import RemovalOrder
+from .. import registry
 
 
 def mi_removal_order(record: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> RemovalOrder:
@@ -20,5 +21,5 @@ def mi_removal_order(record: Mapping[str, Any], info: Mapping[str, Any] | None =
         raise ValueError("fusegpt.json holds no iterations: nothing was removed")
     layers = [int(it["removed_original"]) for it in iterations]
     scores = [float(it["macro_influence"][it["removed_current"]]) for it in iterations]
-    return RemovalOrder(method="FuseGPT-MI", n_layers=int(iterations[0]["n_layers"]), layers=layers, scores=scores,
+    return RemovalOrder(method=registry.display_name("fusegpt_mi"), n_layers=int(iterations[0]["n_layers"]), layers=layers, scores=scores,
                         protected=[False] * len(layers), source=["computed"] * len(layers), info=dict(info or {}))

@@ -9,6 +9,7 @@ from typing import Any
 from ...models.checkpoint import layers_to_remove, save_pruned
 from ...models.sources import load_model, torch_dtype
 from .collapse import CollapseParams, layer_collapse
+from .. import registry
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
         notes.append(f"SHORTFALL: only {result.removed} of {target} layers could be removed in [L, H].")
     label = variant.get("label") or ""
     save_pruned(
-        model, tok, out_dir, dense_config=dense_config, base_model=model_name, method="LaCo", variant=label,
+        model, tok, out_dir, dense_config=dense_config, base_model=model_name, method=registry.display_name("laco"), variant=label,
         params={"variant": kind, **search, **({"search_dtype": search_dtype} if "search_dtype" in variant else {}),
                 "sentences": sentences}, target_fraction=target_fraction,
         layer_groups=result.groups,

@@ -17,6 +17,7 @@ from .fusion import merge_last_layers
 from .npib import npib_frame, npib_from_frame
 from .prompts import mmlu_test_rows, select_prompts
 from .similarity import SimilaritySettings, mka_similarity
+from .. import registry
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def run_mka(model_dir: str, npib_path: str, out_dir: str, *, model_name: str, ta
     if fuse_norms and fusion == "described":
         notes.append("RMSNorm weights are merged with the same λ (fuse_norms).")
     save_pruned(
-        model, tok, out_dir, dense_config=dense_config, base_model=model_name, method="MKA",
+        model, tok, out_dir, dense_config=dense_config, base_model=model_name, method=registry.display_name("mka"),
         variant=variant.get("label") or "",
         params={k: v for k, v in variant.items() if k not in ("label", "targets")} | {"beta": beta},
         target_fraction=target_fraction, layer_groups=result.groups,

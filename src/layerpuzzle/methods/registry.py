@@ -1,0 +1,137 @@
+"""The method registry: one entry per method, everything else derives from it.
+
+An entry names the method's config key (``methods.<key>``, schema fragment
+``config/methods/<key>.schema.yaml``), the display name printed in tables and
+model cards, its place in the tables (the paper's order, Tables 8–10), its family,
+the kind of checkpoint it writes and the rule file that builds it.  The workflow
+includes the rule files listed here, ``all_tables`` evaluates the checkpoints of
+every enabled registered method, and the results table sorts its rows by
+:func:`method_order`.
+
+Adding a method (docs/methods/README.md, "Adding a method"): its own package under
+``layerpuzzle.methods``, its schema fragment, its rule file and one entry in
+:data:`ENTRIES`.  This module imports nothing from the method packages (they
+import their display names from here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Family = Literal["direct removal", "weight merging", "post-training", "post-processing"]
+FAMILIES: tuple[str, ...] = ("direct removal", "weight merging", "post-training", "post-processing")
+
+CheckpointKind = Literal["layers removed", "distilled", "quantized", "uneven width"]
+CHECKPOINT_KINDS: tuple[str, ...] = ("layers removed", "distilled", "quantized", "uneven width")
+
+DENSE = "Dense"
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """One method.
+
+    ``order`` sorts the tables' rows (lower first); ``rule_file`` is relative to
+    the workflow's base directory; ``requires`` lists the method keys whose
+    checkpoints this one starts from (a post-training method is skipped, with a
+    warning, when they have no enabled variant); ``data_free`` methods need no
+    calibration set.
+    """
+
+    key: str
+    display_name: str
+    order: int
+    family: Family
+    checkpoint: CheckpointKind
+    rule_file: str
+    requires: tuple[str, ...] = ()
+    data_free: bool = False
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"method {self.key!r}: family {self.family!r} is not allowed; allowed: {', '.join(FAMILIES)}")
+        if self.checkpoint not in CHECKPOINT_KINDS:
+            raise ValueError(f"method {self.key!r}: checkpoint kind {self.checkpoint!r} is not allowed; "
+                             f"allowed: {', '.join(CHECKPOINT_KINDS)}")
+
+    @property
+    def schema_fragment(self) -> str:
+        """The method's schema fragment, relative to the workflow's base directory."""
+        return f"config/methods/{self.key}.schema.yaml"
+
+
+# The paper's order (CoMe Tables 8-10) first; methods the paper's tables do not show follow, alphabetically
+# by display name (the order the results table has always used for them).
+ENTRIES: tuple[MethodEntry, ...] = (
+    MethodEntry("mag_plus", "Mag+", 10, "direct removal", "layers removed", "rules/dlp_baselines.smk", data_free=True),
+    MethodEntry("taylor_plus", "Taylor+", 20, "direct removal", "layers removed", "rules/dlp_baselines.smk"),
+    MethodEntry("shortgpt", "ShortGPT", 30, "direct removal", "layers removed", "rules/dlp_baselines.smk"),
+    MethodEntry("sleb", "SLEB", 40, "direct removal", "layers removed", "rules/dlp_baselines.smk"),
+    MethodEntry("fusegpt_mi", "FuseGPT-MI", 50, "direct removal", "layers removed", "rules/merge_baselines.smk"),
+    MethodEntry("fusegpt_mif", "FuseGPT-MI+F", 60, "weight merging", "layers removed", "rules/merge_baselines.smk"),
+    MethodEntry("mka", "MKA", 70, "weight merging", "layers removed", "rules/merge_baselines.smk"),
+    MethodEntry("laco", "LaCo", 80, "weight merging", "layers removed", "rules/merge_baselines.smk"),
+    MethodEntry("come", "CoMe", 90, "weight merging", "layers removed", "rules/come.smk"),
+    MethodEntry("come_p", "CoMe-P", 100, "weight merging", "layers removed", "rules/come.smk"),
+    MethodEntry("come_mp", "CoMe-mp", 200, "post-training", "distilled", "rules/posttrain.smk", requires=("come",)),
+    MethodEntry("come_sp", "CoMe-sp", 210, "post-training", "distilled", "rules/posttrain.smk", requires=("come",)),
+    MethodEntry("fusegpt_train", "FuseGPT", 220, "post-training", "distilled", "rules/posttrain.smk"),
+    MethodEntry("streamline", "LLM-Streamline", 230, "post-training", "distilled", "rules/posttrain.smk"),
+    MethodEntry("reverse", "Reverse", 240, "direct removal", "layers removed", "rules/dlp_baselines.smk",
+                data_free=True),
+)
+
+
+def _index(entries: tuple[MethodEntry, ...]) -> dict[str, MethodEntry]:
+    out: dict[str, MethodEntry] = {}
+    for e in entries:
+        if e.key in out:
+            raise ValueError(f"method key {e.key!r} is registered twice")
+        out[e.key] = e
+    names = [e.display_name for e in entries]
+    if len(set(names)) != len(names) or DENSE in names:
+        raise ValueError(f"display names must be unique and not {DENSE!r}: {names}")
+    return out
+
+
+REGISTRY: dict[str, MethodEntry] = _index(ENTRIES)
+
+
+def entry(key: str) -> MethodEntry:
+    """The registered method ``key`` (error lists the registered keys)."""
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        raise KeyError(f"method {key!r} is not registered; registered: {', '.join(REGISTRY)}") from None
+
+
+def display_name(key: str) -> str:
+    return entry(key).display_name
+
+
+def keys(family: str | None = None, rule_file: str | None = None) -> list[str]:
+    """Registered keys in table order, optionally of one family or one rule file."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"family {family!r} is not allowed; allowed: {', '.join(FAMILIES)}")
+    return [e.key for e in sorted(REGISTRY.values(), key=lambda e: (e.order, e.key))
+            if (family is None or e.family == family) and (rule_file is None or e.rule_file == rule_file)]
+
+
+def display_names(family: str | None = None) -> dict[str, str]:
+    """{key: display name} in table order."""
+    return {k: REGISTRY[k].display_name for k in keys(family)}
+
+
+def method_order() -> tuple[str, ...]:
+    """Display names in table order, ``Dense`` first (the results tables' row order)."""
+    return (DENSE, *display_names().values())
+
+
+def rule_files() -> list[str]:
+    """The rule files of the registered methods, each once, in table order of their first method."""
+    out: list[str] = []
+    for k in keys():
+        if REGISTRY[k].rule_file not in out:
+            out.append(REGISTRY[k].rule_file)
+    return out

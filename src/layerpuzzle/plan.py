@@ -1,0 +1,511 @@
+"""The workflow's plan: which artifacts a validated config asks for, and where they live.
+
+Snakemake's rule files only wire; every path, variant and label comes from here, a
+plain module tested without Snakemake.  Nothing here depends on the order in
+which rule files are included: the methods come from the registry
+(:mod:`layerpuzzle.methods.registry`).
+
+**Variant** (one meaning everywhere): a set of settings of one method, an item of
+``methods.<key>.variants`` (schema defaults filled in).  Derived from it:
+
+* its *path component* (slug): the variant's own keys over the method-level
+  settings that differ from the schema default (:func:`layerpuzzle.config.checkpoint_slug`),
+  ``default`` when there are none;
+* its *label* (shown after the method name in tables): its ``label``, else ``""``
+  for a method's first configured variant, else its path component.
+
+Every method accepts any valid path component, configured or not
+(:meth:`Plan.variant`), so one checkpoint can be rebuilt by its path.
+
+A checkpoint id is ``dense`` or ``<method key>/<target label>/<path component>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import (
+    checkpoint_slug,
+    defaults_validator,
+    method_defaults,
+    method_path_settings,
+    settings_digest,
+    slug_value,
+    target_label,
+    variant_slug,
+)
+from .data.calibration import CalibrationSpec
+from .methods import registry
+
+# {target}: sp + the sparsity target in percent (sp30; sp29.9 for a target that is not a whole percent)
+TARGET_RE = r"sp\d+(?:\.\d+)?"
+# a variant's path component
+SLUG_RE = r"[A-Za-z0-9_.=,+-]+"
+TABLES = "results/tables"
+FIGURES = "results/figures"
+# keys of a variant that are not settings: never part of its path component
+NON_SETTING_KEYS = ("label", "targets")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One variant of method ``key`` on ``model``: its settings, path component and label."""
+
+    key: str
+    model: str
+    settings: dict[str, Any] = field(hash=False)  # the variant's own keys (no label / targets)
+    slug: str
+    label: str
+    targets: tuple[float, ...] | None = None  # None = run.targets
+    configured: bool = True
+
+
+def settings_of(variant: dict[str, Any]) -> dict[str, Any]:
+    """A variant's settings: every key but ``label`` and ``targets``."""
+    return {k: v for k, v in variant.items() if k not in NON_SETTING_KEYS}
+
+
+class Plan:
+    """Paths, variants and checkpoint lists of one validated config (``schema`` with its method fragments)."""
+
+    def __init__(self, config: dict[str, Any], schema: dict[str, Any]):
+        self.config = config
+        self.schema = schema
+        self.method_schemas: dict[str, Any] = schema["properties"]["methods"]["properties"]
+        self.defaults = method_defaults(config, schema)
+        unregistered = sorted(set(self.method_schemas) - set(registry.REGISTRY))
+        if unregistered:
+            raise ValueError(f"config/methods has schema fragments of unregistered methods: {', '.join(unregistered)}; "
+                             f"add them to layerpuzzle.methods.registry")
+
+    # ------------------------------------------------------------------ models
+    @staticmethod
+    def model_dir(model: str) -> str:
+        return f"results/{model}/dense"
+
+    def model_param(self, model: str, key: str, default: Any = None) -> Any:
+        return self.config["models"][model].get(key, default)
+
+    @property
+    def run_models(self) -> list[str]:
+        return list(self.config["run"]["models"])
+
+    # ------------------------------------------------------------------ calibration
+    def calib_id(self, name: str) -> str:
+        """The id of the named calibration set (config ``calibration.<name>``)."""
+        return CalibrationSpec(**self.config["calibration"][name]).id
+
+    @staticmethod
+    def calib_path(model: str, spec: dict[str, Any] | CalibrationSpec) -> str:
+        """Where the calibration set ``spec`` (a calibration block or spec) of ``model`` is built."""
+        if isinstance(spec, dict):
+            spec = CalibrationSpec(**spec)
+        return f"results/{model}/calib/{spec.id}.safetensors"
+
+    # ------------------------------------------------------------------ scores
+    def scoring_id(self) -> str:
+        s = self.config["scores"]
+        return f"{s['last_layer_output']}-span{s['max_span']}"
+
+    def scores_dir(self, model: str) -> str:
+        return f"results/{model}/scores/{self.calib_id(self.config['scores']['calibration'])}/{self.scoring_id()}"
+
+    def scores_outputs(self, model: str) -> list[str]:
+        d = self.scores_dir(model)
+        return [f"{d}/bi.parquet", f"{d}/sbi.parquet", f"{d}/channel_sensitivity.safetensors"]
+
+    # ------------------------------------------------------------------ methods and variants
+    def method_cfg(self, key: str) -> dict[str, Any]:
+        return self.config["methods"].get(key) or {}
+
+    def configured_variants(self, key: str) -> list[dict[str, Any]]:
+        return list(self.method_cfg(key).get("variants", []))
+
+    def enabled_variants(self, key: str) -> list[dict[str, Any]]:
+        """The configured variants of ``key``, or none when the method is disabled."""
+        return self.configured_variants(key) if self.method_cfg(key).get("enabled", False) else []
+
+    def path_settings(self, key: str, model: str) -> dict[str, Any]:
+        """{name: value} of method ``key``'s method-level settings that differ from the schema default, on ``model``."""
+        return method_path_settings(self.method_cfg(key), self.defaults.get(key) or {},
+                                    self.method_schemas.get(key) or {}, model)
+
+    def variant_path(self, key: str, variant: dict[str, Any], model: str) -> str:
+        """The path component of ``variant`` (a settings dict) of method ``key`` on ``model``."""
+        return checkpoint_slug(self.path_settings(key, model), variant)
+
+    def variants(self, key: str, model: str) -> list[Variant]:
+        """The enabled variants of ``key`` on ``model``, in config order."""
+        return [self._configured(key, i, v, model) for i, v in enumerate(self.enabled_variants(key))]
+
+    def _configured(self, key: str, index: int, v: dict[str, Any], model: str) -> Variant:
+        slug = self.variant_path(key, v, model)
+        targets = tuple(float(t) for t in v["targets"]) if v.get("targets") else None
+        return Variant(key, model, settings_of(v), slug, v.get("label") or ("" if index == 0 else slug), targets)
+
+    def variant(self, key: str, slug: str, model: str) -> Variant:
+        """The variant of ``key`` whose path component on ``model`` is ``slug``: a configured one (enabled or
+        not), else the settings the slug names (checked against the method's schema and required to be
+        the canonical path of those settings)."""
+        for i, v in enumerate(self.configured_variants(key)):
+            if self.variant_path(key, v, model) == slug:
+                return self._configured(key, i, v, model)
+        settings = self.parse_slug(key, slug, model)
+        label = "" if slug == self.variant_path(key, {}, model) else slug
+        return Variant(key, model, settings, slug, label, None, configured=False)
+
+    def variant_params(self, key: str, slug: str, model: str) -> dict[str, Any]:
+        """The variant as a rule parameter: its config entry (settings and ``targets``) with ``label`` as the
+        tables show it; for a slug that is not configured, the settings it names."""
+        v = self.variant(key, slug, model)
+        if v.configured:
+            raw = next(c for c in self.configured_variants(key) if self.variant_path(key, c, model) == slug)
+            return {**raw, "label": v.label}
+        return {**v.settings, "label": v.label}
+
+    def variant_label(self, key: str, slug: str, model: str) -> str:
+        return self.variant(key, slug, model).label
+
+    def parse_slug(self, key: str, slug: str, model: str) -> dict[str, Any]:
+        """The variant settings a path component names, with the schema's defaults of the variant keys.
+
+        ``key=value`` parts are read with the types of ``methods.<key>.variants`` items; a part that names
+        a method-level setting of this config (or their digest ``settings=``) is skipped when its value is
+        the configured one. Raises ValueError naming the slug, the bad part and what is allowed, or, for
+        settings whose canonical path is another, that path.
+        """
+        item = ((self.method_schemas.get(key) or {}).get("properties", {}).get("variants") or {}).get("items") or {}
+        props = {k: s for k, s in (item.get("properties") or {}).items() if k not in NON_SETTING_KEYS}
+        level = self.path_settings(key, model)
+        fixed = {name: slug_value(v) for name, v in {**level, "settings": settings_digest(level)}.items()}
+        params: dict[str, Any] = {}
+        if slug != "default":
+            for part in slug.split(","):
+                name, sep, text = part.partition("=")
+                if sep and name not in props and fixed.get(name) == text:
+                    continue
+                if not sep or name not in props:
+                    raise ValueError(
+                        f"method {key!r} on model {model!r}: path component {slug!r}: {part!r} is not <key>=<value> "
+                        f"with key in {', '.join(sorted(props)) or '(none: this method has no variant settings)'}")
+                try:
+                    params[name] = _slug_scalar(key, name, text, props[name])
+                except ValueError as exc:
+                    raise ValueError(f"method {key!r} path component {slug!r}: {exc}") from None
+        checker = defaults_validator(item)
+        errors = sorted(checker.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))
+        if errors:
+            bad = "; ".join(f"{'.'.join(map(str, e.absolute_path)) or slug}: {e.message}" for e in errors)
+            raise ValueError(f"method {key!r} path component {slug!r}: {bad}")
+        canonical_slug = self.variant_path(key, params, model)
+        if canonical_slug != slug:  # one path per set of settings
+            raise ValueError(f"method {key!r} path component {slug!r} on model {model!r}: with this config these "
+                             f"settings are named {canonical_slug!r}; use that path")
+        return settings_of(params)
+
+    def requirements_met(self, key: str) -> bool:
+        """False (with a warning) when a method that starts from another's checkpoints has none to start from."""
+        for need in registry.entry(key).requires:
+            if not self.enabled_variants(need):
+                print(f"[plan] methods.{key} skipped: no enabled methods.{need} variant to start from",
+                      file=sys.stderr)
+                return False
+        return True
+
+    def enabled(self, key: str) -> bool:
+        return bool(self.method_cfg(key).get("enabled", False)) and self.requirements_met(key)
+
+    def runs_on(self, key: str, model: str) -> bool:
+        """False when method ``key`` has a ``models`` list (post-training methods) that leaves ``model`` out."""
+        allowed = self.method_cfg(key).get("models")
+        return allowed is None or model in allowed
+
+    def variant_targets(self, variant: Variant) -> list[float]:
+        return list(variant.targets) if variant.targets else list(self.config["run"]["targets"])
+
+    def method_checkpoints(self, key: str, model: str) -> list[str]:
+        """Checkpoint ids of every enabled variant and target of ``key`` on ``model``."""
+        if not self.runs_on(key, model):
+            return []
+        return [f"{key}/{target_label(t)}/{v.slug}" for v in self.variants(key, model) for t in self.variant_targets(v)]
+
+    def enabled_methods(self) -> list[str]:
+        """Registered methods that all_tables runs, in table order (each method's requirements checked once)."""
+        if not hasattr(self, "_enabled"):
+            self._enabled = [k for k in registry.keys() if self.method_cfg(k).get("enabled", False)
+                             and self.requirements_met(k)]
+        return list(self._enabled)
+
+    def checkpoints_of(self, model: str) -> list[str]:
+        """``dense`` and every checkpoint of every enabled registered method on ``model``."""
+        return ["dense"] + [c for k in self.enabled_methods() for c in self.method_checkpoints(k, model)]
+
+    # ------------------------------------------------------------------ checkpoints and evaluations
+    def checkpoint_dir(self, model: str, ckpt: str) -> str:
+        return self.model_dir(model) if ckpt == "dense" else f"results/{model}/pruned/{ckpt}"
+
+    @staticmethod
+    def metrics_path(model: str, ckpt: str) -> str:
+        return f"results/{model}/eval/{ckpt}/metrics.json"
+
+    def all_metrics(self) -> list[str]:
+        return [self.metrics_path(m, c) for m in self.run_models for c in self.checkpoints_of(m)]
+
+    # ------------------------------------------------------------------ direct layer removal (orders)
+    DLP_RULE_FILE = "rules/dlp_baselines.smk"
+
+    def dlp_keys(self) -> list[str]:
+        """The methods that remove layers along a removal order (rules/dlp_baselines.smk)."""
+        return registry.keys(rule_file=self.DLP_RULE_FILE)
+
+    def dlp_settings(self, key: str) -> dict[str, Any]:
+        """Method-level settings of ``key`` (everything but enabled, variants, calibration, published_orders)."""
+        return {k: v for k, v in self.method_cfg(key).items()
+                if k not in ("enabled", "variants", "calibration", "published_orders")}
+
+    def dlp_calib(self, key: str) -> str:
+        """The calibration id of method ``key``, or ``data-free``."""
+        if registry.entry(key).data_free:
+            return "data-free"
+        return CalibrationSpec(**self.config["methods"][key]["calibration"]).id
+
+    def dlp_order_path(self, model: str, key: str, slug: str, name: str = "order.parquet") -> str:
+        return f"results/{model}/orders/{key}/{self.dlp_calib(key)}/{slug}/{name}"
+
+    def dlp_fractions(self, key: str, slug: str, model: str) -> list[float]:
+        """Targets the order must serve: the variant's (or run.targets) and Table 4's levels."""
+        v = self.variant(key, slug, model)
+        return sorted({float(t) for t in self.variant_targets(v)} | {float(t) for t in self.config["run"]["table3_targets"]})
+
+    def table4_entries(self) -> list[dict[str, Any]]:
+        """Table 4's rows: every enabled removal order, then FuseGPT-MI's (the order of its greedy loop)."""
+        out = []
+        for model in self.run_models:
+            for key in self.dlp_keys():
+                for v in self.variants(key, model):
+                    name = registry.display_name(key)
+                    out.append({"model": model, "method": f"{name} ({v.label})" if v.label else name,
+                                "base_method": name, "order": self.dlp_order_path(model, key, v.slug), "note": ""})
+            out += [{"model": model, **e} for e in self.fusegpt_mi_order_entries(model)]
+        return out
+
+    def fusegpt_mi_order_entries(self, model: str) -> list[dict[str, Any]]:
+        """Per FuseGPT-MI variant, the order of its checkpoint at its highest target (the loop is greedy: its
+        first k removals are the k-layer run's); Table 4 shows the levels that order reaches."""
+        out = []
+        name = registry.display_name("fusegpt_mi")
+        for v in self.variants("fusegpt_mi", model):
+            top = max(self.variant_targets(v))
+            out.append({"method": f"{name} ({v.label})" if v.label else name, "base_method": name,
+                        "note": "MI order of the iterative loop",
+                        "order": f"results/{model}/orders/fusegpt_mi/{target_label(top)}/{v.slug}/order.parquet"})
+        return out
+
+    def table4_outputs(self) -> list[str]:
+        stems = ("table04_layer_order", "table04_vs_paper")
+        return [p for stem in stems for p in self.table_files(stem)] if self.table4_entries() else []
+
+    # ------------------------------------------------------------------ weight merging
+    def laco_search(self, model: str, target: str) -> dict[str, Any]:
+        """LaCo's C, L, H, I, T and target rule: ``search``, then the per-model, per-target overrides."""
+        cfg = self.method_cfg("laco")
+        return {**cfg["search"], **((cfg["per_model_target"].get(model) or {}).get(target) or {})}
+
+    def mka_kernels(self) -> list[str]:
+        """The NPIB kernels of the enabled MKA variants (one similarity matrix each)."""
+        return sorted({v["kernel"] for v in self.enabled_variants("mka")})
+
+    @staticmethod
+    def mka_similarity_path(model: str, kernel: str) -> str:
+        return f"results/{model}/mka/npib-{kernel}.parquet"
+
+    def method_calibration(self, key: str) -> CalibrationSpec:
+        """The calibration set of method ``key`` (its ``calibration`` block)."""
+        return CalibrationSpec(**self.config["methods"][key]["calibration"])
+
+    def figure_pngs(self) -> list[str]:
+        out = []
+        for m in self.run_models:
+            out.append(f"{FIGURES}/{m}/bi_sbi.png")
+            out += [f"{FIGURES}/{m}/npib_{k}.png" for k in self.mka_kernels()]
+        return out
+
+    def figure_outputs(self) -> list[str]:
+        return self.figure_pngs() + [f"{TABLES}/figures.md"]
+
+    # ------------------------------------------------------------------ CoMe
+    def come_calibration(self, key: str, slug: str, model: str) -> dict[str, Any]:
+        """The calibration block of a CoMe / CoMe-P variant (its calib_rows / calib_dataset / calib_packing)."""
+        from .methods.come.variants import resolve_calibration
+
+        return resolve_calibration(self.config["methods"][key], self.variant(key, slug, model).settings)
+
+    def come_settings(self, key: str, slug: str, model: str) -> dict[str, Any]:
+        from .methods.come.variants import resolve_settings
+
+        return resolve_settings(key, self.config["methods"][key], model, self.variant(key, slug, model).settings)
+
+    def come_ablation_points(self, stem: str) -> list[tuple[str, Any, str]]:
+        """[(model, grid value, checkpoint id)] of one CoMe ablation table (Tables 11-14)."""
+        from .methods.come.variants import ablation_variant
+        from .tables.come_ablations import ABLATIONS
+
+        a = ABLATIONS[stem]
+        cfg = self.config["methods"]["come"]
+        abl = cfg["ablations"]
+        label = target_label(abl["target"])
+        out = []
+        for m in abl["models"] or self.run_models:
+            for value in abl[a.param]:
+                slug = self.variant_path("come", ablation_variant("come", cfg, m, a.param, value), m)
+                out.append((m, value, f"come/{label}/{slug}"))
+        return out
+
+    def come_ablation_outputs(self) -> list[str]:
+        from .tables.come_ablations import ABLATIONS
+
+        if not self.config["methods"]["come"]["ablations"]["in_all_tables"]:
+            return []
+        return [p for stem in ABLATIONS for p in self.table_files(stem)]
+
+    # ------------------------------------------------------------------ post-training
+    POSTTRAIN_FROM_COME = ("come_sp", "come_mp")
+
+    def posttrain_keys(self) -> list[str]:
+        return registry.keys(family="post-training")
+
+    def posttrain_enabled(self) -> list[str]:
+        return [k for k in self.enabled_methods() if registry.entry(k).family == "post-training"]
+
+    def come_source(self, key: str, model: str) -> str | None:
+        """Path component (on ``model``) of the methods.come variant that ``key`` distils; None when CoMe has no
+        enabled variant. ``from_variant`` names it by label, by its own keys' slug or by its full path component."""
+        variants = self.enabled_variants("come")
+        if not variants:
+            return None
+        want = self.method_cfg(key).get("from_variant")
+        slugs = [self.variant_path("come", v, model) for v in variants]
+        if want is None:
+            return slugs[0]
+        for v, slug in zip(variants, slugs):
+            if want in (v.get("label"), slug, variant_slug(settings_of(v))):
+                return slug
+        raise ValueError(f"config key `methods.{key}.from_variant`: value {want!r} is neither the label nor the slug "
+                         f"of a methods.come variant; allowed: {', '.join(slugs)}")
+
+    def training_data(self, key: str) -> CalibrationSpec:
+        """The training chunks of post-training method ``key`` (its ``data`` block, a calibration set)."""
+        from .distill.data import training_data_spec
+
+        cfg = self.method_cfg(key)
+        spec = training_data_spec(cfg["data"])
+        if cfg.get("data_sampling", "rows") != "rows":  # FuseGPT's released training data: random windows
+            try:
+                spec = dataclasses.replace(spec, sampling=cfg["data_sampling"])
+            except ValueError as exc:
+                raise ValueError(f"config key `methods.{key}.data_sampling`: value {cfg['data_sampling']!r} with "
+                                 f"`methods.{key}.data` {cfg['data']}: {exc}") from None
+        return spec
+
+    def training_data_path(self, key: str, model: str) -> str:
+        return self.calib_path(model, self.training_data(key))
+
+    def teacher_path(self, key: str, model: str, target: str) -> str | None:
+        """The stored teacher activations CoMe-sp / CoMe-mp read (None when ``key`` streams the teacher)."""
+        if self.method_cfg(key).get("teacher_streaming", False):
+            return None
+        return (f"results/{model}/teacher/{self.training_data(key).id}/come/{target}/"
+                f"{self.come_source(key, model)}/activations.safetensors")
+
+    def posttrain_checkpoint_ids(self, model: str) -> list[str]:
+        return [c for k in self.posttrain_enabled() for c in self.method_checkpoints(k, model)]
+
+    def posttrain_come_ids(self, model: str) -> list[str]:
+        """The CoMe checkpoints (no post-training) that CoMe-sp/-mp start from, at their targets."""
+        ids = set()
+        for key in self.posttrain_enabled():
+            if key in self.POSTTRAIN_FROM_COME:
+                for c in self.method_checkpoints(key, model):
+                    ids.add(f"come/{c.split('/')[1]}/{self.come_source(key, model)}")
+        return sorted(ids)
+
+    def posttrain_checkpoint_dirs(self) -> list[str]:
+        return [f"results/{m}/pruned/{c}" for m in self.run_models for c in self.posttrain_checkpoint_ids(m)]
+
+    def posttrain_metrics(self) -> list[str]:
+        return [self.metrics_path(m, c) for m in self.run_models
+                for c in ["dense", *self.posttrain_come_ids(m), *self.posttrain_checkpoint_ids(m)]]
+
+    def posttrain_outputs(self) -> list[str]:
+        if not self.posttrain_enabled():
+            return []
+        return self.table_files("table07_posttrain") + self.table_files("table_posttrain")
+
+    # ------------------------------------------------------------------ tables
+    @staticmethod
+    def table_files(stem: str) -> list[str]:
+        """results/tables/<stem>.{csv,md,tex}"""
+        return [f"{TABLES}/{stem}.{ext}" for ext in ("csv", "md", "tex")]
+
+    def table3_paper_models(self, paper_config: str | Path) -> dict[str, dict[str, Any]]:
+        """The paper's models (their ``architecture`` blocks in ``paper_config``) not already in run.table3_models.
+
+        Configs only, no weights: with run.table3_paper_models (default true) every run, the embedded default
+        too, shows the paper's seven models in Table 3 beside its own and compares them with the paper.
+        """
+        if not self.config["run"].get("table3_paper_models", True):
+            return {}
+        paper_models = yaml.safe_load(Path(paper_config).read_text())["models"]
+        return {
+            m: {"architecture": e["architecture"], "paper_name": e.get("paper_name"), "config_json": None}
+            for m, e in paper_models.items()
+            if m not in self.config["run"]["table3_models"] and e.get("architecture")
+        }
+
+    def all_table_outputs(self) -> list[str]:
+        """Everything ``all_tables`` builds."""
+        out = self.table_files("table03_sparsity") + self.table_files("results")
+        for m in self.run_models:
+            out += self.scores_outputs(m)
+        return (out + self.come_ablation_outputs() + self.table4_outputs() + self.figure_outputs()
+                + self.posttrain_outputs())
+
+
+def _slug_scalar(key: str, name: str, text: str, schema: dict[str, Any]) -> Any:
+    """One slug value read with the type its schema gives (``inf`` for numbers, ``true``/``false``)."""
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if "enum" in schema:
+        for v in schema["enum"]:
+            if slug_value(v) == text:
+                return copy.deepcopy(v)
+        raise ValueError(f"`{name}={text}` is not allowed; allowed: "
+                         f"{', '.join(slug_value(v) for v in schema['enum'])}")
+    if "boolean" in types and text in ("true", "false"):
+        return text == "true"
+    if "integer" in types:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    if "number" in types:
+        try:
+            value = float(text)
+            return int(value) if value.is_integer() and "integer" in types else value
+        except ValueError:
+            pass
+    if "null" in types and text == "None":
+        return None
+    if "string" in types:
+        return text
+    allowed = "/".join(types) or "a value"
+    raise ValueError(f"`{name}={text}` cannot be read as {allowed} (lists and mappings cannot be "
+                     f"given by path; configure such a variant under methods.{key}.variants)")
+
