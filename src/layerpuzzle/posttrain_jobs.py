@@ -36,6 +36,7 @@ from .distill.t_layer import PAPER_TABLE7
 from .distill.teacher_activations import StreamingTeacher, load_teacher, save_teacher, teacher_bytes, teacher_states
 from .distill.trainer import ResumeStore, StopHook, runtime_fingerprint
 from .methods import registry
+from .methods.switches import card_notes
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,8 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
                  f"paper Alg. {3 if kind == 'sp' else 4}). {_card_budget(result)}"),
         notes=[*COME_ASSUMPTIONS, *(MP_ASSUMPTIONS if kind == "mp" else ()),
                f"Teacher activations: {teacher_mode}.", "Loss per step: loss_history.csv, loss_curve.png.",
-               describe_data_use(result.details["data_use"], "merged layer" if kind == "mp" else "phase")],
+               describe_data_use(result.details["data_use"], "merged layer" if kind == "mp" else "phase"),
+               *card_notes(registry.key_of(method), variant)],
         extra_json={"training.json": record},
         write_extra=lambda tmp: write_training_artifacts(tmp, result, title, cross_entropy))
     store.clear()
@@ -366,7 +368,8 @@ def _run_training_from_dense(*, method: str, settings_cls: type, train: Callable
         target_fraction=target_fraction, layer_groups=trained.layer_groups,
         summary=f"{trained.summary} {_card_budget(result)}",
         notes=[*trained.notes, describe_data_use(result.details["data_use"],
-                                                 "iteration" if method == "FuseGPT" else "phase")],
+                                                 "iteration" if method == "FuseGPT" else "phase"),
+               *card_notes(registry.key_of(method), {**variant, **run_params})],
         extra_json={"training.json": record},
         write_extra=lambda tmp: write_training_artifacts(tmp, result, f"{base_model} {trained.curve_title}"))
     store.clear()

@@ -36,7 +36,8 @@ class MethodEntry:
     the workflow's base directory; ``requires`` lists the method keys whose
     checkpoints this one starts from (a post-training method is skipped, with a
     warning, when they have no enabled variant); ``data_free`` methods need no
-    calibration set.
+    calibration set; ``switches`` names the module that declares the method's
+    switches (:mod:`layerpuzzle.methods.switches`).
     """
 
     key: str
@@ -47,6 +48,8 @@ class MethodEntry:
     rule_file: str
     requires: tuple[str, ...] = ()
     data_free: bool = False
+    switches: str | None = None  # the module whose SWITCHES[key] declares the method's switches
+    switches: str | None = None  # module whose SWITCHES[key] declares the method's switches
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -61,25 +64,39 @@ class MethodEntry:
         return f"config/methods/{self.key}.schema.yaml"
 
 
+DLP = "layerpuzzle.methods.dlp.switches"
+FUSEGPT = "layerpuzzle.methods.fusegpt.switches"
+DISTILL = "layerpuzzle.distill.switches"
+DLP_RULES = "rules/dlp_baselines.smk"
+MERGE_RULES = "rules/merge_baselines.smk"
+POSTTRAIN_RULES = "rules/posttrain.smk"
+
 # The paper's order (CoMe Tables 8-10) first; methods the paper's tables do not show follow, alphabetically
 # by display name (the order the results table has always used for them).
 ENTRIES: tuple[MethodEntry, ...] = (
-    MethodEntry("mag_plus", "Mag+", 10, "direct removal", "layers removed", "rules/dlp_baselines.smk", data_free=True),
-    MethodEntry("taylor_plus", "Taylor+", 20, "direct removal", "layers removed", "rules/dlp_baselines.smk"),
-    MethodEntry("shortgpt", "ShortGPT", 30, "direct removal", "layers removed", "rules/dlp_baselines.smk"),
-    MethodEntry("sleb", "SLEB", 40, "direct removal", "layers removed", "rules/dlp_baselines.smk"),
-    MethodEntry("fusegpt_mi", "FuseGPT-MI", 50, "direct removal", "layers removed", "rules/merge_baselines.smk"),
-    MethodEntry("fusegpt_mif", "FuseGPT-MI+F", 60, "weight merging", "layers removed", "rules/merge_baselines.smk"),
-    MethodEntry("mka", "MKA", 70, "weight merging", "layers removed", "rules/merge_baselines.smk"),
-    MethodEntry("laco", "LaCo", 80, "weight merging", "layers removed", "rules/merge_baselines.smk"),
-    MethodEntry("come", "CoMe", 90, "weight merging", "layers removed", "rules/come.smk"),
-    MethodEntry("come_p", "CoMe-P", 100, "weight merging", "layers removed", "rules/come.smk"),
-    MethodEntry("come_mp", "CoMe-mp", 200, "post-training", "distilled", "rules/posttrain.smk", requires=("come",)),
-    MethodEntry("come_sp", "CoMe-sp", 210, "post-training", "distilled", "rules/posttrain.smk", requires=("come",)),
-    MethodEntry("fusegpt_train", "FuseGPT", 220, "post-training", "distilled", "rules/posttrain.smk"),
-    MethodEntry("streamline", "LLM-Streamline", 230, "post-training", "distilled", "rules/posttrain.smk"),
-    MethodEntry("reverse", "Reverse", 240, "direct removal", "layers removed", "rules/dlp_baselines.smk",
-                data_free=True),
+    MethodEntry("mag_plus", "Mag+", 10, "direct removal", "layers removed", DLP_RULES, data_free=True, switches=DLP),
+    MethodEntry("taylor_plus", "Taylor+", 20, "direct removal", "layers removed", DLP_RULES, switches=DLP),
+    MethodEntry("shortgpt", "ShortGPT", 30, "direct removal", "layers removed", DLP_RULES, switches=DLP),
+    MethodEntry("sleb", "SLEB", 40, "direct removal", "layers removed", DLP_RULES, switches=DLP),
+    MethodEntry("fusegpt_mi", "FuseGPT-MI", 50, "direct removal", "layers removed", MERGE_RULES, switches=FUSEGPT),
+    MethodEntry("fusegpt_mif", "FuseGPT-MI+F", 60, "weight merging", "layers removed", MERGE_RULES,
+                switches=FUSEGPT),
+    MethodEntry("mka", "MKA", 70, "weight merging", "layers removed", MERGE_RULES,
+                switches="layerpuzzle.methods.mka.switches"),
+    MethodEntry("laco", "LaCo", 80, "weight merging", "layers removed", MERGE_RULES,
+                switches="layerpuzzle.methods.laco.switches"),
+    MethodEntry("come", "CoMe", 90, "weight merging", "layers removed", "rules/come.smk",
+                switches="layerpuzzle.methods.come.switches"),
+    MethodEntry("come_p", "CoMe-P", 100, "weight merging", "layers removed", "rules/come.smk",
+                switches="layerpuzzle.methods.come.switches"),
+    MethodEntry("come_mp", "CoMe-mp", 200, "post-training", "distilled", POSTTRAIN_RULES, requires=("come",),
+                switches=DISTILL),
+    MethodEntry("come_sp", "CoMe-sp", 210, "post-training", "distilled", POSTTRAIN_RULES, requires=("come",),
+                switches=DISTILL),
+    MethodEntry("fusegpt_train", "FuseGPT", 220, "post-training", "distilled", POSTTRAIN_RULES, switches=DISTILL),
+    MethodEntry("streamline", "LLM-Streamline", 230, "post-training", "distilled", POSTTRAIN_RULES, switches=DISTILL),
+    MethodEntry("reverse", "Reverse", 240, "direct removal", "layers removed", DLP_RULES, data_free=True,
+                switches=DLP),
 )
 
 
@@ -108,6 +125,15 @@ def entry(key: str) -> MethodEntry:
 
 def display_name(key: str) -> str:
     return entry(key).display_name
+
+
+def key_of(display: str) -> str:
+    """The key of the method displayed as ``display`` (error lists the display names)."""
+    for e in REGISTRY.values():
+        if e.display_name == display:
+            return e.key
+    raise KeyError(f"no registered method is displayed as {display!r}; registered: "
+                   f"{', '.join(e.display_name for e in REGISTRY.values())}")
 
 
 def keys(family: str | None = None, rule_file: str | None = None) -> list[str]:

@@ -26,6 +26,8 @@ from safetensors.torch import save_file
 from ...models.checkpoint import layers_to_remove, save_pruned
 from .layer_groups import distillation_pairs
 from .progressive import MergeResult
+from .. import registry
+from ..switches import card_notes
 
 
 def iterations_frame(result: MergeResult) -> pd.DataFrame:
@@ -57,36 +59,10 @@ def write_run_artifacts(directory: str | Path, result: MergeResult, *, with_cand
         candidates_frame(result).to_parquet(directory / "candidates.parquet", index=False)
 
 
-SWITCH_NOTES = {
-    "sbi_estimator": {
-        "cosine_mean": "SBI = 1 - mean all-token cosine of the window's input and output (paper).",
-        "released": "SBI = last-token angular distance per calibration window (released CoMe; it always scores a "
-                    "2-layer span, here the merged span is scored).",
-        "angular_all": "SBI = all-token angular distance (released CoMe-P).",
-    },
-    "remerge": {
-        "allowed": "A merged layer may be merged again (paper, inferred from App. B.2).",
-        "forbidden": "Windows touching a merged layer are never chosen (released --wo-repeat).",
-    },
-    "rho_rule": {
-        "paper": "The minimum retention ratio is compared as rho (paper).",
-        "released": "The minimum retention ratio is rho^(1/(n_leaves-1)) (released code).",
-    },
-    "query_mapping": {
-        "grouped": "GQA: a kept KV group keeps its own query heads (HF repeat_kv).",
-        "tiled": "GQA: query heads selected with the released code's tiled mask (a known bug).",
-    },
-    "last_layer_output": {
-        "raw": "The last layer's scores use its raw output (paper).",
-        "final_norm": "The last layer's scores use the output after the final norm (released code).",
-    },
-}
-
-
 def run_notes(method: str, settings: dict[str, Any], result: MergeResult, calibration: dict[str, Any],
               model_note: str | None, recompute: str) -> list[str]:
     """The model card's notes: every switch in words, inferred/unknown settings, the cost."""
-    notes = [SWITCH_NOTES[k][settings[k]] for k in SWITCH_NOTES if k in settings]
+    notes = card_notes(registry.key_of(method), settings)  # every switch in words (methods/come/switches.py)
     if method == "CoMe":
         notes.append(f"Retention ratios r_t ∝ BI_t^p with p = {settings['p']}, minimum share rho = {settings['rho']} "
                      f"({settings['layers_per_merge']} layers per merge).")

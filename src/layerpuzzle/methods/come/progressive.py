@@ -39,7 +39,8 @@ from .layer_groups import (
     n_leaves,
     touches_merged,
 )
-from .model_scores import BI_ESTIMATORS, SBI_ESTIMATORS, ModelScores
+from ..switches import method_switches
+from .model_scores import ModelScores
 from .retention import distribute_and_round, retention_ratios, rho_threshold
 
 log = logging.getLogger(__name__)
@@ -61,14 +62,9 @@ class LoopSettings:
     qk_norm: str = "mean"  # mean | ratio_weighted (released Qwen3)
 
     def check(self) -> None:
-        checks = {
-            "sbi_estimator": SBI_ESTIMATORS, "bi_estimator": BI_ESTIMATORS, "remerge": ("allowed", "forbidden"),
-            "last_layer_output": ("raw", "final_norm"), "query_mapping": ("grouped", "tiled"),
-            "qk_norm": ("mean", "ratio_weighted"),
-        }
-        for key, allowed in checks.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"{key}={getattr(self, key)!r} is not allowed; allowed: {', '.join(allowed)}")
+        for name, switch in method_switches("come").items():  # the declared switches (methods/come/switches.py)
+            if hasattr(self, name):
+                switch.check(getattr(self, name), name)
         if int(self.layers_per_merge) < 2:
             raise ValueError(f"layers_per_merge must be >= 2, got {self.layers_per_merge}")
 

@@ -32,6 +32,7 @@ from .shortgpt import block_influence, shortgpt_order
 from .sleb import sleb_order
 from .taylor import taylor_order
 from .. import registry
+from ..switches import card_notes
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ def checkpoint_from_order(model, tokenizer, order: RemovalOrder, out_dir: str | 
         k = sum(s == "published" for s in order.source)
         notes.append(f"The first {k} entries of the order are the ShortGPT paper's published order (CoMe App. B.1).")
     notes += list(info.get("notes") or [])
+    notes += card_notes(registry.key_of(order.method), params)  # the variant's switches in words
     if info.get("notes"):
         params["calibration_notes"] = list(info["notes"])
     summary = (f"{order.method}: layers {', '.join(map(str, sorted(removed)))} of {order.n_layers} removed "

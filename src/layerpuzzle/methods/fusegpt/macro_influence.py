@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from ...engine.block_influence import token_cosine
 from ...engine.runner import Hidden, LayerwiseRunner, to_device
 from ...models import architecture as arch
+from .switches import MI_PRECISION
 
 
 @dataclass
@@ -56,14 +57,12 @@ def mean_token_cosine(a: Hidden, b: Hidden) -> float:
     return total / count
 
 
-MI_PRECISIONS = ("exact", "bfloat16")
+MI_PRECISIONS = MI_PRECISION.allowed
 
 
 def check_precision(precision: str) -> str:
-    if precision not in MI_PRECISIONS:
-        raise ValueError(f"FuseGPT key `mi_precision`: value {precision!r} is not allowed; "
-                         f"allowed: {', '.join(MI_PRECISIONS)}")
-    return precision
+    """``precision`` when it is a value of the declared switch ``mi_precision`` (methods/fusegpt/switches.py)."""
+    return MI_PRECISION.check(precision, "mi_precision")
 
 
 def bf16_mean_token_cosine(a: Hidden, b: Hidden) -> float:

@@ -14,6 +14,7 @@ from .fuse_linear import CoefInit
 from .fusion_loop import fusegpt_prune
 from .macro_influence import check_precision
 from .. import registry
+from ..switches import card_notes
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def run_fusegpt(model_dir: str, calib_path: str, out_dir: str, *, model_name: st
         layer_groups=result.groups,
         summary=f"{method}: iterative Macro-Influence layer removal (docs/methods/fusegpt_mi.md)"
                 + (", with low-rank fusion of each removed layer into its group." if fuse else "."),
-        notes=notes,
+        notes=[*notes, *card_notes("fusegpt_mif" if fuse else "fusegpt_mi", variant)],
         extra_json={"fusegpt.json": {"removed_original": result.removed_original, "iterations": result.iterations}},
     )
     return {"removed_original": result.removed_original, "layer_forwards": result.layer_forwards}

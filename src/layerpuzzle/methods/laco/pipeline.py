@@ -10,6 +10,7 @@ from ...models.checkpoint import layers_to_remove, save_pruned
 from ...models.sources import load_model, torch_dtype
 from .collapse import CollapseParams, layer_collapse
 from .. import registry
+from ..switches import card_notes
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
         layer_groups=result.groups,
         summary=f"LaCo ({kind}) collapsed groups of up to {params.merge_layers} adjacent layers while the "
                 f"last-hidden-state cosine to the dense model stayed above T (docs/methods/laco.md).",
-        notes=notes,
+        notes=[*notes, *card_notes("laco", variant)],
         extra_json={"laco.json": {**result.summary(), "candidates": result.candidates}},
     )
     return {**result.summary(), "target_layers": target}

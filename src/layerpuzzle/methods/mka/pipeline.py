@@ -18,6 +18,7 @@ from .npib import npib_frame, npib_from_frame
 from .prompts import mmlu_test_rows, select_prompts
 from .similarity import SimilaritySettings, mka_similarity
 from .. import registry
+from ..switches import card_notes
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ def run_mka(model_dir: str, npib_path: str, out_dir: str, *, model_name: str, ta
         variant=variant.get("label") or "",
         params={k: v for k, v in variant.items() if k not in ("label", "targets")} | {"beta": beta},
         target_fraction=target_fraction, layer_groups=result.groups,
-        summary="MKA merged the last two layers of the stack repeatedly (docs/methods/mka.md).", notes=notes,
+        summary="MKA merged the last two layers of the stack repeatedly (docs/methods/mka.md).",
+        notes=[*notes, *card_notes("mka", variant)],
         extra_json={"mka.json": {"fusion": fusion, "kernel": kernel, "steps": result.steps}},
     )
     return {"removed": n_remove, "lambdas": [s["lambda_i"] for s in result.steps]}
