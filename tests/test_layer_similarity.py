@@ -36,7 +36,7 @@ def test_cosine_matrix_hand_computed():
 
 
 def test_euclidean_matrix_hand_computed():
-    E = euclidean_matrix([A, B, C], token_chunk=1)
+    E = euclidean_matrix([A, B, C], token_chunk=1)  # one token per block
     # A,B: |(-2,0)| = 2 and |(0,3)| = 3 -> 2.5;  A,C: 1 and 0 -> 0.5;  B,C: |(2,-1)| = sqrt5 and 3
     expected = np.array([[0, 2.5, 0.5], [2.5, 0, (math.sqrt(5) + 3) / 2], [0.5, (math.sqrt(5) + 3) / 2, 0]])
     np.testing.assert_allclose(E, expected, atol=1e-12)
@@ -101,3 +101,10 @@ def test_model_similarity_and_merge_comparison():
     np.testing.assert_allclose(both["before"]["cosine"], mats["cosine"])
     assert both["after"]["cosine"].shape == (L - 2, L - 2)
     np.testing.assert_allclose(both["after"]["cosine"], mats["cosine"][: L - 2, : L - 2], atol=1e-6)
+
+
+def test_token_chunks_do_not_change_the_matrices():
+    g = torch.Generator().manual_seed(3)
+    states = [torch.randn(2, 7, 5, generator=g) for _ in range(4)]  # (windows, tokens, D) is flattened
+    for fn in (cosine_matrix, euclidean_matrix, mahalanobis_matrix):
+        np.testing.assert_allclose(fn(states, token_chunk=3), fn(states), rtol=1e-10, atol=1e-12)

@@ -20,7 +20,7 @@ matrix over ``h[0..L]``: :func:`adjacent_cosine` (= 1 − BI per layer).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -33,39 +33,53 @@ MEASURES = ("cosine", "euclidean", "mahalanobis")
 WHICH = ("outputs", "inputs", "all")
 
 
-def _stack(states: Sequence[torch.Tensor]) -> torch.Tensor:
-    """(L, T, D) fp64 of per-layer (T, D) (or (..., D)) states, checking they share T and D."""
-    flat = [s.reshape(-1, s.shape[-1]).double().cpu() for s in states]
+def _flat(states: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Per-layer (T, D) views of (T, D) (or (..., D)) states, checking they share T and D."""
+    flat = [s.reshape(-1, s.shape[-1]) for s in states]
     if len({tuple(f.shape) for f in flat}) != 1:
         raise ValueError(f"layer states differ in shape: {sorted({tuple(f.shape) for f in flat})}")
-    return torch.stack(flat)
+    return flat
 
 
-def cosine_matrix(states: Sequence[torch.Tensor]) -> np.ndarray:
+def _token_blocks(states: Sequence[torch.Tensor], token_chunk: int) -> Iterator[torch.Tensor]:
+    """(L, c, D) fp64 CPU blocks of ``c ≤ token_chunk`` consecutive tokens (bounded memory)."""
+    flat = _flat(states)
+    for t0 in range(0, flat[0].shape[0], token_chunk):
+        yield torch.stack([f[t0:t0 + token_chunk].double().cpu() for f in flat])
+
+
+def cosine_matrix(states: Sequence[torch.Tensor], token_chunk: int = 1024) -> np.ndarray:
     """``S_ij = mean_t cos(h_{i,t}, h_{j,t})`` (a zero-norm token has cosine 0, as ``token_cosine``)."""
-    H = F.normalize(_stack(states), dim=-1, eps=1e-8)
-    return (torch.einsum("itd,jtd->ij", H, H) / H.shape[1]).numpy()
+    total, n = None, 0
+    for block in _token_blocks(states, token_chunk):
+        H = F.normalize(block, dim=-1, eps=1e-8)
+        part = torch.einsum("itd,jtd->ij", H, H)
+        total, n = (part if total is None else total + part), n + block.shape[1]
+    return (total / n).numpy()
 
 
 def euclidean_matrix(states: Sequence[torch.Tensor], token_chunk: int = 1024) -> np.ndarray:
     """``E_ij = mean_t ‖h_{i,t} − h_{j,t}‖₂`` (exact per-token distances, fp64)."""
-    H = _stack(states).transpose(0, 1)  # (T, L, D)
-    total = torch.zeros(H.shape[1], H.shape[1], dtype=torch.float64)
-    for t0 in range(0, H.shape[0], token_chunk):
-        block = H[t0:t0 + token_chunk]
-        total += torch.cdist(block, block, compute_mode="donot_use_mm_for_euclid_dist").sum(0)
-    return (total / H.shape[0]).numpy()
+    total, n = None, 0
+    for block in _token_blocks(states, token_chunk):
+        H = block.transpose(0, 1)  # (c, L, D)
+        part = torch.cdist(H, H, compute_mode="donot_use_mm_for_euclid_dist").sum(0)
+        total, n = (part if total is None else total + part), n + block.shape[1]
+    return (total / n).numpy()
 
 
-def mahalanobis_matrix(states: Sequence[torch.Tensor], ridge: float = 1e-3) -> np.ndarray:
+def mahalanobis_matrix(states: Sequence[torch.Tensor], ridge: float = 1e-3, token_chunk: int = 1024) -> np.ndarray:
     """``M_ij = sqrt((μ_i−μ_j)ᵀ ((Σ_i+Σ_j)/2 + λI)⁻¹ (μ_i−μ_j))``, ``λ = ridge · mean diag``."""
-    H = _stack(states)
-    L, T, D = H.shape
+    flat = _flat(states)
+    L, (T, D) = len(flat), flat[0].shape
     if T < 2:
         raise ValueError("the Mahalanobis distance needs at least 2 tokens")
-    mu = H.mean(1)
-    X = H - mu[:, None]
-    cov = torch.einsum("ltd,lte->lde", X, X) / (T - 1)
+    mu = torch.stack([f.double().cpu().mean(0) for f in flat])
+    cov = torch.zeros(L, D, D, dtype=torch.float64)
+    for block in _token_blocks(flat, token_chunk):
+        X = block - mu[:, None]
+        cov += torch.einsum("ltd,lte->lde", X, X)
+    cov /= T - 1
     out = np.zeros((L, L))
     for i in range(L):
         for j in range(i + 1, L):
