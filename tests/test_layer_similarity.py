@@ -108,3 +108,18 @@ def test_token_chunks_do_not_change_the_matrices():
     states = [torch.randn(2, 7, 5, generator=g) for _ in range(4)]  # (windows, tokens, D) is flattened
     for fn in (cosine_matrix, euclidean_matrix, mahalanobis_matrix):
         np.testing.assert_allclose(fn(states, token_chunk=3), fn(states), rtol=1e-10, atol=1e-12)
+
+
+def test_tsne_layer_embedding_feeds_npib():
+    from layerpuzzle.methods.mka.npib import npib_matrix
+    from layerpuzzle.methods.mka.tsne import tsne_layer_embedding
+
+    g = torch.Generator().manual_seed(4)
+    layers = [[torch.randn(int(n), 6, generator=g) for n in (3, 5, 4, 6, 2, 5, 3, 4)] for _ in range(3)]
+    E = [tsne_layer_embedding(states, seed=1) for states in layers]
+    assert all(e.shape == (8, 2) and e.min() >= 0 and e.max() < 1 for e in E)
+    np.testing.assert_array_equal(E[0], tsne_layer_embedding(layers[0], seed=1))  # seeded
+    # ranks: each column is a permutation of 0, 1/8, ..., 7/8
+    np.testing.assert_array_equal(np.sort(E[1][:, 0]), np.arange(8) / 8)
+    S = npib_matrix(E, n_neighbors=5, k_entropy=50, seed=0)
+    assert S.shape == (3, 3) and np.allclose(S, S.T, equal_nan=True)
