@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from layerpuzzle.evaluation.harness import TASKS, evaluate_task, flat_result
+from layerpuzzle.evaluation.harness import ALL_TASKS, TASKS, evaluate_task, flat_result
 from layerpuzzle.evaluation.local_tasks import local_task_manager, render_local_tasks
 from layerpuzzle.models.random_models import build_random_model
 
@@ -113,15 +113,15 @@ def test_flat_result_of_a_group_sums_its_subtasks():
 
 def test_unknown_task_is_rejected(llama):
     model, tok = llama
-    with pytest.raises(ValueError, match="unknown task 'boolq'"):
-        _eval(model, tok, "boolq")
+    with pytest.raises(ValueError, match="unknown task 'boolq_v9'"):
+        _eval(model, tok, "boolq_v9")
 
 
 def test_render_never_touches_the_templates(tmp_path):
     out = render_local_tasks(MIRROR, tmp_path / "tasks")
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
-        [f"{t}.yaml" for t in TASKS] + ["utils.py", "piqa_valid.jsonl"]
+        [f"{t}.yaml" for t in ALL_TASKS] + ["utils.py", "piqa_valid.jsonl"]
     )
     for p in out.iterdir():
         if p.suffix in (".yaml", ".py"):

@@ -2,6 +2,10 @@
 
 Seven benchmarks, each with the metric the paper reports: acc_norm for ARC-c, ARC-e, HellaSwag,
 OBQA and PIQA; acc for WinoGrande and MMLU (5-shot, the lm-eval ``mmlu`` group average).
+``TASKS`` holds exactly these seven (the results tables average them).  ``EXTRA_TASKS`` holds the
+benchmarks of other experiments, all 0-shot acc with lm-eval's defaults: BoolQ, RACE-high (lm-eval
+``race``), RACE-middle (no stock lm-eval task: mirror only), CommonsenseQA, WSC273 and SuperGLUE
+WSC.  ``evaluate_task`` takes a key of either.
 
 Two sources of the same benchmark:
 
@@ -43,7 +47,7 @@ class TaskSpec:
 
     key: str
     display: str
-    hub_task: str
+    hub_task: str | None  # None: lm-eval has no stock task for it, the mirror task is the only source
     mirror_task: str
     metric: str
     num_fewshot: int
@@ -69,14 +73,41 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
+# Not in the paper's tables; lm-eval's default (0-shot) settings and acc, its only metric for each.
+EXTRA_TASKS: dict[str, TaskSpec] = {
+    s.key: s
+    for s in (
+        _spec("boolq", "BoolQ", "acc"),
+        TaskSpec("race_high", "RACE-H", "race", "mirror_race_high", "acc", 0, 0),
+        TaskSpec("race_middle", "RACE-M", None, "mirror_race_middle", "acc", 0, 0),
+        _spec("commonsense_qa", "CSQA", "acc"),
+        _spec("wsc273", "WSC273", "acc"),
+        _spec("wsc", "WSC", "acc"),
+    )
+}
+
+ALL_TASKS: dict[str, TaskSpec] = {**TASKS, **EXTRA_TASKS}
+
+
 def lm_eval_version() -> str:
     return importlib.metadata.version("lm_eval")
 
 
 def _task_spec(task: str) -> TaskSpec:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
-    return TASKS[task]
+    if task not in ALL_TASKS:
+        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(ALL_TASKS)}")
+    return ALL_TASKS[task]
+
+
+def check_tasks(tasks) -> list[str]:
+    """The task keys of ``tasks`` (any iterable of keys, e.g. a config's task mapping) in order,
+    after checking that each is a known benchmark; an evaluation may run any subset."""
+    keys = list(tasks)
+    for t in keys:
+        _task_spec(t)
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate task in {keys}")
+    return keys
 
 
 def json_safe(results: dict[str, Any], rendered: Path | None = None, keep_samples: bool = False) -> dict[str, Any]:
@@ -133,7 +164,7 @@ def evaluate_task(
     device: "str | torch.device | None",
     log_samples: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Evaluate one benchmark of ``TASKS`` with lm-eval; returns ``(flat, raw)``.
+    """Evaluate one benchmark of ``ALL_TASKS`` with lm-eval; returns ``(flat, raw)``.
 
     ``flat``: task, metric, value (fraction), stderr, n_samples, num_fewshot, source ("hub"/"mirror"),
     lm_eval_task, lm_eval_version.  ``raw``: lm-eval's result dict made JSON-safe (per-sample logs
@@ -146,6 +177,11 @@ def evaluate_task(
     from lm_eval.tasks import TaskManager
 
     spec = _task_spec(task)
+    if mirror is None and spec.hub_task is None:
+        raise ValueError(
+            f"{task!r} has no stock lm-eval task to load from the hub; evaluate it on the local mirror "
+            "(config data.mirror / $LAYERPUZZLE_DATA_MIRROR)"
+        )
     if device is not None:
         model.to(device)
     lm = HFLM(

@@ -81,9 +81,19 @@ TASK_MIRROR_FILES = {
     "openbookqa": ["openbookqa/openbookqa_test.llmfoundry.jsonl"],
     "piqa": ["piqa/valid.jsonl", "piqa/valid-labels.lst"],
     "winogrande": ["winogrande/winogrande_dev.llmfoundry.jsonl"],
+    # the extra benchmarks (harness.EXTRA_TASKS)
+    "boolq": ["boolq/superglue_boolq_val.jsonl"],
+    "race_high": ["race/RACE_test_high.per_article.jsonl"],
+    "race_middle": ["race/RACE_test_middle.per_article.jsonl"],
+    "commonsense_qa": ["commonsense_qa/validation.hf_tau.jsonl"],
+    "wsc273": ["wsc273/WSCollection.xml"],
+    "wsc": ["wsc/superglue_wsc_val.jsonl"],
 }
 
 
 def benchmark_mirror_files(mirror: Path, tasks) -> list[str]:
-    """Absolute paths of the mirror files the given local tasks read."""
+    """Absolute paths of the mirror files the given local tasks (any list of task keys) read."""
+    unknown = [t for t in tasks if t not in TASK_MIRROR_FILES]
+    if unknown:
+        raise KeyError(f"no mirror files declared for task(s) {unknown}; known: {', '.join(TASK_MIRROR_FILES)}")
     return [str(Path(mirror) / rel) for t in tasks for rel in TASK_MIRROR_FILES[t]]

@@ -14,7 +14,7 @@ from typing import Any
 from ..atomic import write_json
 from ..data.text_sources import perplexity_text, resolve_mirror
 from ..models.sources import load_model
-from .harness import evaluate_task
+from .harness import check_tasks, evaluate_task
 from .metrics import collect_metrics
 from .perplexity import perplexity as run_perplexity
 from .perplexity import window_tokens
@@ -29,6 +29,9 @@ def _by_suffix(paths, prefix: str, suffix: str) -> dict[str, str]:
 def evaluate_checkpoint(ckpt_dir: str, *, model_name: str, ckpt_id: str, perplexity: dict[str, Any],
                         tasks: dict[str, dict[str, Any]], batch_size: int, max_length: int, mirror: str | None,
                         seed: int, dtype: str, device: str, outputs) -> dict[str, Any]:
+    """``tasks``: task key -> settings ({"limit": ...}) for any subset of ``harness.ALL_TASKS``
+    (e.g. MMLU alone); ``outputs`` must name a task-<key>.json and .raw.json for each."""
+    check_tasks(tasks)  # an unknown task fails before the model is loaded
     model, tok = load_model(ckpt_dir, dtype=dtype, device=device)
     mirror_dir = resolve_mirror(mirror)
     ppl_out = _by_suffix(outputs.ppl, "ppl-", ".json")

@@ -14,7 +14,7 @@ Table builders live here and in :mod:`layerpuzzle.figures`; nothing under
 ``methods/`` or ``distill/`` imports them (``tests/test_layering.py``).
 """
 
-from .columns import PPL_COLUMNS, SCORE_COLUMNS, TASK_COLUMNS
+from .columns import EXTRA_TASK_COLUMNS, PPL_COLUMNS, SCORE_COLUMNS, TASK_COLUMNS
 from .paper import load_paper_results, load_paper_sparsity, paper_sparsity_label
 from .paper_join import compare_results_with_paper
 from .render import latex_table, markdown_table, write_csv, write_latex, write_markdown, write_table
@@ -23,6 +23,7 @@ from .scores import average, relative_performance
 from .sparsity_table import compare_sparsity_table, sparsity_table
 
 __all__ = [
+    "EXTRA_TASK_COLUMNS",
     "METHOD_ORDER",
     "PPL_COLUMNS",
     "SCORE_COLUMNS",

@@ -18,6 +18,17 @@ TASK_COLUMNS: dict[str, str] = {
     "mmlu": "MMLU(5)",
 }
 
+# Headers of the extra benchmarks (evaluation.harness.EXTRA_TASKS: all 0-shot acc). Kept apart from
+# TASK_COLUMNS on purpose: the CoMe results tables, their Avg and RPT cover exactly the seven above.
+EXTRA_TASK_COLUMNS: dict[str, str] = {
+    "boolq": "BoolQ",
+    "race_high": "RACE-H",
+    "race_middle": "RACE-M",
+    "commonsense_qa": "CSQA",
+    "wsc273": "WSC273",
+    "wsc": "WSC",
+}
+
 # metrics.json perplexity key -> printed header (C4 first, as in the paper)
 PPL_COLUMNS: dict[str, str] = {"c4": "C4", "wikitext2": "Wiki-2"}
 
