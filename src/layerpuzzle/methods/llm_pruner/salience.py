@@ -1,8 +1,9 @@
 """Element-wise Taylor salience of LLM-Pruner (Ma, Fang & Wang, NeurIPS 2023, §3.2).
 
 The loss change when weight ``w_k`` is set to zero, by a second-order Taylor expansion
-(the paper's element-wise importance, Eq. 3), with the Hessian diagonal approximated by
-the Fisher information over the N calibration samples (Eq. 4)::
+(the paper's element-wise importance, Eq. 3 of arXiv:2305.11627), with the Hessian diagonal
+approximated by the Fisher information over the N calibration samples, as the paper does
+right after it::
 
     ΔL_k ≈ ∂L/∂w_k · w_k − ½ · w_k · H_kk · w_k,       H_kk ≈ (1/N) Σ_j (∂L_j/∂w_k)²
 
