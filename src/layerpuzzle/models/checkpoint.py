@@ -31,7 +31,9 @@ def layer_map_from_groups(groups: Sequence[Sequence[int]]) -> list[dict[str, Any
 
 
 def model_card(*, title: str, method: str, model: str, summary: str, params: dict[str, Any],
-               layer_map: list[dict[str, Any]] | None, notes: Sequence[str] = ()) -> str:
+               layer_map: list[dict[str, Any]] | None, notes: Sequence[str] = (),
+               load_section: str | None = None) -> str:
+    """The README model card; ``load_section`` replaces the default ``from_pretrained`` snippet."""
     lines = [f"# {title}", "", summary, "", f"- base model: `{model}`", f"- method: `{method}`", "",
              "## Parameters", "", "```json", json.dumps(params, indent=2, sort_keys=True, default=str), "```", ""]
     if layer_map is not None:
@@ -40,7 +42,7 @@ def model_card(*, title: str, method: str, model: str, summary: str, params: dic
         lines.append("")
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-    lines += ["## Load", "", LOAD_SNIPPET.format(path="<this directory>"), "",
+    lines += ["## Load", "", load_section or LOAD_SNIPPET.format(path="<this directory>"), "",
               "Provenance (inputs, parameters, code version, seed): `provenance.json`.", ""]
     return "\n".join(lines)
 

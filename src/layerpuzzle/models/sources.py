@@ -187,9 +187,16 @@ def load_model(path: str | Path, dtype: str = "float32", device: str = "cpu", tr
     """Load ``(model, tokenizer)`` from a prepared HF directory: safetensors only, eval mode.
 
     ``trust_remote_code`` None = the value set by :func:`set_trust_remote_code` (off unless a job's
-    model entry turns it on).
+    model entry turns it on).  A checkpoint with uneven layer widths (``uneven_layers.json``) is
+    loaded by :func:`layerpuzzle.models.uneven.load_uneven` (config, rebuilder, strict load; never
+    remote code).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .uneven import is_uneven, load_uneven
+
+    if is_uneven(path):
+        return load_uneven(path, dtype=dtype, device=device)
 
     if trust_remote_code is None:
         trust_remote_code = _TRUST_REMOTE_CODE["default"]
