@@ -104,7 +104,8 @@ def test_folding_a_tied_head_is_refused():
         fold_rmsnorms(model)
 
 
-def test_slicing_a_low_rank_stream_is_exact(windows, probe):
+@pytest.mark.parametrize("orientation", ["pca", "random"])
+def test_slicing_a_low_rank_stream_is_exact(orientation, windows, probe):
     """If the residual stream lives in an r-dim subspace, slicing to d' >= r must keep the logits: this needs
     the PCA order (largest first), the shortcuts and the norm over the unsliced width all right."""
     model = _model("llama-mha")
@@ -117,7 +118,7 @@ def test_slicing_a_low_rank_stream_is_exact(windows, probe):
             layer.self_attn.o_proj.weight.copy_(P @ layer.self_attn.o_proj.weight)
             layer.mlp.down_proj.weight.copy_(P @ layer.mlp.down_proj.weight)
     dense = _logits(model, probe)
-    rotate_and_slice(model, windows, 48)
+    rotate_and_slice(model, windows, 48, final_orientation=orientation, seed=2)
     assert layers(model)[0].attn_shortcut_Q.shape == (48, 48)
     assert _rel(_logits(model, probe), dense) <= 1e-4
 

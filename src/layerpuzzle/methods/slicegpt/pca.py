@@ -16,11 +16,16 @@ class SecondMoment:
     """Running ``C = Σ Xᵀ X`` over batches of (batch, tokens, d) signals, in float64."""
 
     def __init__(self, dim: int):
-        self.C = torch.zeros(dim, dim, dtype=torch.float64)
+        self.dim = dim
+        self.C: torch.Tensor | None = None  # created on the device of the first signal
         self.tokens = 0
 
     def add(self, x: torch.Tensor) -> None:
-        x = x.detach().reshape(-1, x.shape[-1]).to(device=self.C.device, dtype=torch.float64)
+        x = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"signal width {x.shape[-1]} != {self.dim}")
+        if self.C is None:
+            self.C = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=x.device)
         self.C += x.T @ x
         self.tokens += x.shape[0]
 

@@ -40,10 +40,12 @@ class _Basis:
         self.eigenvalues: list[list[float]] = []
 
     def __call__(self, moment: SecondMoment, keep: int) -> torch.Tensor:
+        if moment.C is None:
+            raise ValueError("no calibration signal reached this residual site")
         values, Q = pca_basis(moment.C)
-        self.eigenvalues.append(values.tolist())
+        self.eigenvalues.append(values.cpu().tolist())
         if self.orientation == "random":
-            Q = Q @ random_upper_left(Q.shape[0], keep, self.generator)
+            Q = Q @ random_upper_left(Q.shape[0], keep, self.generator).to(Q.device)
         return Q
 
 
