@@ -5,28 +5,7 @@
 # {variant} is `default` or the variant's explicit keys (`p=inf`, `calib_rows=16`, ...):
 # a configured variant, or any slug of the keys in config/methods/come*.schema.yaml
 # (the ablation grid points), so one checkpoint can be rebuilt by its path.
-from layerpuzzle.methods.come.variants import EXECUTION_KEYS, model_note
 from layerpuzzle.tables.come_ablations import ABLATIONS
-
-
-def come_rule_params(key):
-    cfg = config["methods"][key]
-    return dict(
-        model=lambda wc: wc.model,
-        settings=lambda wc: PLAN.come_settings(key, wc.variant, wc.model),
-        calibration=lambda wc: PLAN.come_calibration(key, wc.variant, wc.model),
-        execution={k: cfg[k] for k in EXECUTION_KEYS},
-        target_fraction=lambda wc: target_fraction(wc.target),
-        label=lambda wc: PLAN.variant_label(key, wc.variant, wc.model),
-        note=lambda wc: model_note(cfg, wc.model) or "",
-        seed=config["seed"],
-        dtype=model_dtype,
-        device=model_device(),
-    )
-
-
-def come_calib_path(key):
-    return lambda wc: PLAN.calib_path(wc.model, PLAN.come_calibration(key, wc.variant, wc.model))
 
 
 rule come:

@@ -7,6 +7,7 @@ from layerpuzzle.config import canonical, check_references, load_schema, target_
 from layerpuzzle.data.calibration import CALIB_ID_RE
 from layerpuzzle.data.text_sources import MIRROR_FILES, PERPLEXITY_DATASETS, resolve_mirror
 from layerpuzzle.evaluation.local_tasks import benchmark_mirror_files
+from layerpuzzle.methods.come.variants import EXECUTION_KEYS, model_note
 from layerpuzzle.methods.registry import rule_files
 from layerpuzzle.models.sources import run_dtype  # a variant's own `dtype`, else the model entry's
 from layerpuzzle.plan import FIGURES, SLUG_RE, TABLES, TARGET_RE, Plan
@@ -113,3 +114,128 @@ def heavy_resources():
 
 def model_device():
     return config["device"]
+
+
+# ------------------------------------------------------------------ per-stage wiring (rule params and inputs)
+# evaluation (rules/evaluate.smk)
+EVAL = config["evaluation"]
+PPL_KEYS = {"wikitext2": ["wikitext2/test", "wikitext2/test_skeleton"], "c4": ["c4/validation"]}
+
+
+def eval_mirror_inputs(wildcards):
+    """The mirror files the evaluation reads (perplexity corpora and benchmark data), tracked and hashed."""
+    files = mirror_inputs(*[k for d in EVAL["perplexity"]["datasets"] for k in PPL_KEYS[d]])
+    if MIRROR:
+        files += benchmark_mirror_files(MIRROR, list(EVAL["tasks"]))
+    return files
+
+
+# direct layer removal (rules/dlp_baselines.smk)
+def dlp_common_params(key):
+    return dict(
+        method=key,
+        model=lambda wc: wc.model,
+        variant=lambda wc: PLAN.variant(key, wc.variant, wc.model).settings,
+        settings=PLAN.dlp_settings(key),
+        dtype=model_dtype,
+        device=model_device(),
+        seed=config["seed"],
+    )
+
+
+# weight merging (rules/merge_baselines.smk)
+def merge_cfg(key):
+    return config["methods"][key]
+
+
+def fusegpt_params(key, fuse):
+    cfg = merge_cfg(key)
+    out = dict(
+        key=key,
+        fuse=fuse,
+        model=lambda wc: wc.model,
+        target=lambda wc: target_fraction(wc.target),
+        variant=variant_params(key),
+        calibration=cfg["calibration"],
+        batch_size=cfg["batch_size"],
+        offload_states=cfg["offload_states"],
+        dtype=model_dtype,
+        device=model_device(),
+        seed=config["seed"],
+    )
+    if fuse:
+        out.update(group_size=cfg["group_size"], coef_rank=cfg["coef_rank"], lora_rank=cfg["lora_rank"])
+    return out
+
+
+# CoMe (rules/come.smk)
+def come_rule_params(key):
+    cfg = config["methods"][key]
+    return dict(
+        model=lambda wc: wc.model,
+        settings=lambda wc: PLAN.come_settings(key, wc.variant, wc.model),
+        calibration=lambda wc: PLAN.come_calibration(key, wc.variant, wc.model),
+        execution={k: cfg[k] for k in EXECUTION_KEYS},
+        target_fraction=lambda wc: target_fraction(wc.target),
+        label=lambda wc: PLAN.variant_label(key, wc.variant, wc.model),
+        note=lambda wc: model_note(cfg, wc.model) or "",
+        seed=config["seed"],
+        dtype=model_dtype,
+        device=model_device(),
+    )
+
+
+def come_calib_path(key):
+    return lambda wc: PLAN.calib_path(wc.model, PLAN.come_calibration(key, wc.variant, wc.model))
+
+
+# post-training (rules/posttrain.smk)
+def pt_settings(key):
+    return config["methods"].get(key) or {}
+
+
+def pt_data(key):
+    """The training chunks: a calibration set (FuseGPT's random windows with data_sampling random_windows)."""
+    return lambda wc: PLAN.training_data_path(key, wc.model)
+
+
+def pt_come_dir(key):
+    return lambda wc: f"results/{wc.model}/pruned/come/{wc.target}/{PLAN.come_source(key, wc.model)}"
+
+
+def pt_teacher(key):
+    """The stored teacher activations `key` reads ([] when it streams the teacher)."""
+    return lambda wc: PLAN.teacher_path(key, wc.model, wc.target) or []
+
+
+def pt_params(key):
+    return dict(
+        method=key,
+        model=lambda wc: wc.model,
+        variant=lambda wc: PLAN.variant_params(key, wc.slug, wc.model),
+        target=lambda wc: target_fraction(wc.target),
+        data=pt_settings(key).get("data"),
+        checkpoint_every=pt_settings(key).get("checkpoint_every", 8),
+        state_dir=lambda wc: f"results/{wc.model}/train_state/{key}/{wc.target}/{wc.slug}",
+        dtype=lambda wc: run_dtype(PLAN.variant_params(key, wc.slug, wc.model), model_param(wc.model, "dtype", "auto")),
+        device=model_device(),
+        seed=config["seed"],
+    )
+
+
+# tables (rules/tables.smk)
+PAPER_CONFIG = Path(workflow.basedir) / "config" / "paper.yaml"
+
+
+def table3_config_inputs(wildcards=None):
+    """Prepared model directories of the Table 3 models that carry no `architecture:` block."""
+    return [
+        get_model_dir(m)
+        for m in config["run"]["table3_models"]
+        if not config["models"][m].get("architecture")
+    ]
+
+
+def table3_paper_models():
+    """The paper's models (configs only, no weights) that Table 3 shows beside ours: PLAN.table3_paper_models."""
+    return PLAN.table3_paper_models(PAPER_CONFIG)

@@ -16,18 +16,6 @@
 DLP_KEYS = PLAN.dlp_keys()
 
 
-def dlp_common_params(key):
-    return dict(
-        method=key,
-        model=lambda wc: wc.model,
-        variant=lambda wc: PLAN.variant(key, wc.variant, wc.model).settings,
-        settings=PLAN.dlp_settings(key),
-        dtype=model_dtype,
-        device=model_device(),
-        seed=config["seed"],
-    )
-
-
 # ------------------------------------------------------------------ orders
 rule dlp_order_mag_plus:
     input:

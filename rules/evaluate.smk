@@ -4,16 +4,6 @@
 # ~7 s); changing any evaluation setting re-runs the evaluations and the tables,
 # nothing upstream.
 
-EVAL = config["evaluation"]
-PPL_KEYS = {"wikitext2": ["wikitext2/test", "wikitext2/test_skeleton"], "c4": ["c4/validation"]}
-
-
-def eval_mirror_inputs(wildcards):
-    """The mirror files the evaluation reads (perplexity corpora and benchmark data), tracked and hashed."""
-    files = mirror_inputs(*[k for d in EVAL["perplexity"]["datasets"] for k in PPL_KEYS[d]])
-    if MIRROR:
-        files += benchmark_mirror_files(MIRROR, list(EVAL["tasks"]))
-    return files
 
 
 rule evaluate_checkpoint:

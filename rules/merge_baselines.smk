@@ -3,10 +3,6 @@
 # similarity heat maps (BI/SBI from the scores stage, NPIB from MKA).
 # Logic: layerpuzzle.methods.{laco,mka,fusegpt}, layerpuzzle.figures.
 
-def merge_cfg(key):
-    return config["methods"][key]
-
-
 # ------------------------------------------------------------------ LaCo (docs/methods/laco.md)
 rule laco:
     input:
@@ -100,26 +96,6 @@ rule mka:
 
 
 # ------------------------------------------------------------------ FuseGPT (docs/methods/fusegpt_mi.md)
-def fusegpt_params(key, fuse):
-    cfg = merge_cfg(key)
-    out = dict(
-        key=key,
-        fuse=fuse,
-        model=lambda wc: wc.model,
-        target=lambda wc: target_fraction(wc.target),
-        variant=variant_params(key),
-        calibration=cfg["calibration"],
-        batch_size=cfg["batch_size"],
-        offload_states=cfg["offload_states"],
-        dtype=model_dtype,
-        device=model_device(),
-        seed=config["seed"],
-    )
-    if fuse:
-        out.update(group_size=cfg["group_size"], coef_rank=cfg["coef_rank"], lora_rank=cfg["lora_rank"])
-    return out
-
-
 rule fusegpt_mi:
     input:
         model=get_model_dir,
@@ -156,7 +132,6 @@ rule fusegpt_mi_order:
         ENV_TABLES
     script:
         "../workflow/scripts/fusegpt_order.py"
-
 
 
 rule fusegpt_mif:

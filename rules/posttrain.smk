@@ -20,39 +20,6 @@
 POSTTRAIN_COME = PLAN.POSTTRAIN_FROM_COME
 
 
-def pt_settings(key):
-    return config["methods"].get(key) or {}
-
-
-def pt_data(key):
-    """The training chunks: a calibration set (FuseGPT's random windows with data_sampling random_windows)."""
-    return lambda wc: PLAN.training_data_path(key, wc.model)
-
-
-def pt_come_dir(key):
-    return lambda wc: f"results/{wc.model}/pruned/come/{wc.target}/{PLAN.come_source(key, wc.model)}"
-
-
-def pt_teacher(key):
-    """The stored teacher activations `key` reads ([] when it streams the teacher)."""
-    return lambda wc: PLAN.teacher_path(key, wc.model, wc.target) or []
-
-
-def pt_params(key):
-    return dict(
-        method=key,
-        model=lambda wc: wc.model,
-        variant=lambda wc: PLAN.variant_params(key, wc.slug, wc.model),
-        target=lambda wc: target_fraction(wc.target),
-        data=pt_settings(key).get("data"),
-        checkpoint_every=pt_settings(key).get("checkpoint_every", 8),
-        state_dir=lambda wc: f"results/{wc.model}/train_state/{key}/{wc.target}/{wc.slug}",
-        dtype=lambda wc: run_dtype(PLAN.variant_params(key, wc.slug, wc.model), model_param(wc.model, "dtype", "auto")),
-        device=model_device(),
-        seed=config["seed"],
-    )
-
-
 # ------------------------------------------------------------------ teacher activations
 rule posttrain_teacher:
     input:

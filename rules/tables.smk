@@ -1,20 +1,5 @@
 # Stage 5: the paper's tables from our artifacts, with the paper's numbers beside ours.
 
-def table3_config_inputs(wildcards=None):
-    """Prepared model directories of the Table 3 models that carry no `architecture:` block."""
-    return [
-        get_model_dir(m)
-        for m in config["run"]["table3_models"]
-        if not config["models"][m].get("architecture")
-    ]
-
-
-PAPER_CONFIG = Path(workflow.basedir) / "config" / "paper.yaml"
-
-
-def table3_paper_models():
-    """The paper's models (configs only, no weights) that Table 3 shows beside ours: PLAN.table3_paper_models."""
-    return PLAN.table3_paper_models(PAPER_CONFIG)
 
 
 rule table3_sparsity:
