@@ -245,7 +245,10 @@ def test_checkpoint_round_trip(tmp_path):
     assert run["layer_forwards"] == result.layer_forwards
     assert json.loads((out / "distillation_pairs.json").read_text()) == distillation_pairs(result.groups)
     assert json.loads((out / "pruning.json").read_text())["removed_layers"] == 2
-    assert "raw output" in (out / "README.md").read_text()
+    from layerpuzzle.methods.switches import method_switches
+    card = (out / "README.md").read_text()
+    assert method_switches("come")["last_layer_output"].note("raw") in card  # the declared switch sentence
+    assert method_switches("come")["sbi_estimator"].note("cosine_mean") in card
 
 
 # --------------------------------------------------------------------------- progress
