@@ -6,11 +6,12 @@ Prints one row per scheme (``oneshot`` seconds, wall seconds of the child, RSS a
 RSS, weights on disk and their ratio to the fp32 source). Prints only; asserts nothing.
 
     python tests/benchmarks/quantizers.py [MODEL_DIR] [--calib FILE.safetensors] [--windows 4]
-        [--schemes gptq-w4a16-g64 awq-w4a16-g64 ...] [--threads 2]
+        [--schemes gptq-w4a16-g64 awq-w4a16-g64 ...] [--threads 2] [--layers K]
 
 MODEL_DIR: an HF directory, e.g. the embedded SmolLM2 the workflow writes to results/smollm2-135m/dense;
 without it a tiny random LLaMA is built into a temporary directory. ``--calib``: a calibration set the
-workflow wrote (results/{model}/calib/*.safetensors); without it random token windows. Needs the
+workflow wrote (results/{model}/calib/*.safetensors); without it random token windows. ``--layers K``
+keeps the first K decoder layers (the layer shapes are real; time scales with the layer count). Needs the
 ``compress`` extra (llmcompressor).
 """
 
@@ -85,6 +86,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--layers", type=int, help="keep only the first K decoder layers (real widths, K/L of the work)")
     ap.add_argument("--keep", help="write the checkpoints here (default: a temporary directory)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -102,6 +104,22 @@ def main() -> None:
             model_dir = str(Path(tmp) / "random-llama")
             model.save_pretrained(model_dir)
             tok.save_pretrained(model_dir)
+        if args.layers:
+            from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()  # the dropped layers' weights are reported as unexpected
+            src = model_dir
+            cfg = AutoConfig.from_pretrained(model_dir)
+            full = cfg.num_hidden_layers
+            cfg.num_hidden_layers = args.layers
+            if getattr(cfg, "layer_types", None):
+                cfg.layer_types = cfg.layer_types[: args.layers]
+            cut = AutoModelForCausalLM.from_pretrained(model_dir, config=cfg, dtype="float32")
+            model_dir = str(Path(tmp) / f"{Path(model_dir).name}-first{args.layers}of{full}")
+            cut.save_pretrained(model_dir)
+            AutoTokenizer.from_pretrained(src).save_pretrained(model_dir)
+            del cut
         hidden = json.loads((Path(model_dir) / "config.json").read_text())["hidden_size"]
         group = args.group or (128 if hidden % 128 == 0 else 64 if hidden % 64 == 0 else 32)
         schemes = [s.replace("{G}", str(group)) for s in (args.schemes or DEFAULT_SCHEMES)]

@@ -113,8 +113,8 @@ def quantize(model, tokenizer, calib_ids: torch.Tensor, scheme: str | Scheme, *,
     }
     if scheme.kind == "sparsegpt":
         fr = zero_fractions(model)
+        sizes = {name: mod.weight.numel() for name, mod in quantized_linears(model).items()}
         record["zero_fraction"] = {"min": min(fr.values()), "max": max(fr.values()),
-                                   "overall": sum(f * quantized_linears(model)[n].weight.numel() for n, f in fr.items())
-                                   / sum(m.weight.numel() for m in quantized_linears(model).values())}
+                                   "overall": sum(fr[n] * sizes[n] for n in fr) / sum(sizes.values())}
     log.info("%s on %s: %.1f s", scheme.slug, source, core_s)
     return model, record
