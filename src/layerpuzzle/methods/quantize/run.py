@@ -17,7 +17,7 @@ import torch
 
 from .cpu_workaround import NAME as AWQ_WORKAROUND
 from .cpu_workaround import awq_pin_memory_workaround
-from .schemes import Scheme, build_recipe, check_model, parse_scheme, quantized_linears, recipe_yaml
+from .schemes import IGNORE, Scheme, build_recipe, check_model, parse_scheme, quantized_linears, recipe_yaml
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def quantize(model, tokenizer, calib_ids: torch.Tensor, scheme: str | Scheme, *,
     record: dict[str, Any] = {
         "scheme": scheme.slug,
         "params": scheme.params(),
-        "ignore": ["lm_head"],
+        "ignore": list(IGNORE),
         "recipe_yaml": yaml_text,
         "versions": _versions(),
         "timing": {"core_s": round(core_s, 3)},
