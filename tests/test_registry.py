@@ -33,7 +33,10 @@ def test_table_order_and_display_names_derive_from_the_registry():
     assert registry.keys(family="post-training") == ["come_mp", "come_sp", "fusegpt_train", "streamline"]
     # the Snakefile includes the registry's rule files, each once
     assert registry.rule_files() == ["rules/dlp_baselines.smk", "rules/merge_baselines.smk", "rules/come.smk",
-                                     "rules/posttrain.smk"]
+                                     "rules/posttrain.smk", "rules/width_pruning.smk"]
+    # width pruning (LaCo's baselines) after the rows the CoMe paper shows; checkpoints of uneven width
+    assert METHOD_ORDER[-2:] == ("LLM-Pruner", "SliceGPT")
+    assert {registry.entry(k).checkpoint for k in ("llm_pruner", "slicegpt")} == {"uneven width"}
 
 
 def test_bad_entries_are_rejected():

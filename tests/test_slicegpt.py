@@ -13,6 +13,7 @@ from layerpuzzle.methods.slicegpt import (SlicedDecoderLayer, SliceSettings, fol
                                           untie_embeddings, width_for_slicing, width_for_target)
 from layerpuzzle.models.architecture import count_parameters, layers
 from layerpuzzle.models.random_models import build_random_model
+from layerpuzzle.models.sources import load_model
 from layerpuzzle.models.uneven import RECORD_FILE, load_uneven
 from layerpuzzle.sparsity import ArchSpec, total_params
 
@@ -42,6 +43,10 @@ def probe():
 def _model(name):
     arch, overrides = MODELS[name]
     return build_random_model(arch, seed=3, **overrides)[0]
+
+
+def _tokenizer():
+    return build_random_model("llama")[1]
 
 
 def _logits(model, ids):
@@ -194,14 +199,18 @@ def test_width_for_slicing_rounds_down_like_the_reference():
 def test_checkpoint_reloads_bit_identically(windows, probe, tmp_path):
     model = _model("qwen3")
     result = slice_model(model, windows, SliceSettings(slicing=0.25, batch_size=4))
-    out = save_sliced(model, tmp_path / "ckpt", result.record, extra_json={"pruning.json": result.summary()})
+    out = save_sliced(model, _tokenizer(), tmp_path / "ckpt", result.record,
+                      extra_json={"pruning.json": result.summary()})
     config = json.loads((out / "config.json").read_text())
     record = json.loads((out / RECORD_FILE).read_text())
     assert config["tie_word_embeddings"] is False and config["hidden_size"] == 64
     assert record["kind"] == "sliced" and record["format"] == "layerpuzzle-uneven/1"
     assert record["embedding_dim"] == 48 and len(record["layers"]) == 8
 
-    loaded = load_uneven(out, torch.float32, "cpu")
+    card = (out / "README.md").read_text()
+    assert "SliceGPT" in card and "**cannot** load this checkpoint" in card and "load_model(" in card
+    loaded, tok = load_model(out)  # sees uneven_layers.json: load_uneven, rebuilder found by kind
+    assert tok.pad_token is not None and not loaded.training
     a, b = model.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert torch.equal(_logits(model, probe), _logits(loaded, probe))
@@ -211,19 +220,19 @@ def test_checkpoint_reloads_bit_identically(windows, probe, tmp_path):
     state = load_file(str(out / "model.safetensors"))
     del state["model.layers.3.mlp_shortcut_Q"]
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(RuntimeError, match="model.layers.3.mlp_shortcut_Q"):
-        load_uneven(out, torch.float32, "cpu")
+    with pytest.raises(ValueError, match=r"strict load failed: missing \['model.layers.3.mlp_shortcut_Q'\]"):
+        load_uneven(out, "float32", "cpu")
 
 
 def test_rebuild_rejects_inconsistent_record(windows, tmp_path):
     model = _model("llama-mha")
     result = slice_model(model, windows, SliceSettings(slicing=0.25, batch_size=4))
-    out = save_sliced(model, tmp_path / "ckpt", result.record)
+    out = save_sliced(model, _tokenizer(), tmp_path / "ckpt", result.record)
     record = json.loads((out / RECORD_FILE).read_text())
     record["layers"][2]["attn_input"] = 40
     (out / RECORD_FILE).write_text(json.dumps(record))
     with pytest.raises(ValueError, match="layer 2 attn_input 40"):
-        load_uneven(out, torch.float32, "cpu")
+        load_uneven(out, "float32", "cpu")
 
 
 # ---------------------------------------------------------------- bad input

@@ -110,9 +110,12 @@ def test_a_record_that_does_not_match_the_model_is_refused_before_writing(tmp_pa
         uneven.save_uneven(model, tok, tmp_path / "ckpt", record={**rec, "kind": "nope"})
 
 
-def test_unavailable_and_registered_kinds(tmp_path):
-    with pytest.raises(ValueError, match="kind 'sliced': its rebuilder module 'layerpuzzle.methods.slicegpt.rebuild'"):
-        uneven.rebuilder("sliced")
+def test_unavailable_and_registered_kinds(tmp_path, monkeypatch):
+    monkeypatch.setitem(uneven.REBUILDER_MODULES, "test_gone", "layerpuzzle.methods.no_such_module")
+    with pytest.raises(ValueError, match="kind 'test_gone': its rebuilder module 'layerpuzzle.methods.no_such_module'"):
+        uneven.rebuilder("test_gone")
+    from layerpuzzle.methods.slicegpt.rebuild import rebuild_sliced
+    assert uneven.rebuilder("sliced") is rebuild_sliced  # SliceGPT's kind, found through REBUILDER_MODULES
 
     # a kind of one's own: every MLP keeps its first `keep` channels
     def rebuild(model, record):

@@ -363,6 +363,7 @@ def check_references(config: dict[str, Any]) -> None:
     errors += _model_references(config.get("methods") or {}, "methods", models)
     errors += _model_sources(config, models)
     errors += _target_errors(config, models)
+    errors += _layer_range_errors(config, models)
     calibs = config["calibration"]
     if config["scores"]["calibration"] not in calibs:
         errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
@@ -459,6 +460,44 @@ def _target_errors(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
                     errors.append(f"config key `{where}`: value {t!r} removes no layer of model {name!r} "
                                   f"({arch.num_hidden_layers} layers, one layer = {100 * one:.2f} % of the "
                                   f"parameters); allowed: a target above {one / 2:.6g} (half a layer)")
+    return errors
+
+
+# methods whose variants name half-open layer ranges [start, end) (variant keys), and their default range
+LAYER_RANGE_KEYS = {"llm_pruner": ("layers", "mlp_layers")}
+
+
+def _layer_range_errors(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
+    """Layer ranges ``[start, end)`` of enabled methods' variants that are not ranges (start >= end), or that leave
+    a model whose shape the config fixes (``0 <= start < end <= L``; the defaults too). The job checks the other
+    models from their config.json before it loads any weight."""
+    from .methods.llm_pruner.settings import default_layers
+
+    errors = []
+    archs = {name: known_architecture(models.get(name) or {}) for name in config["run"].get("models", [])}
+    for key, range_keys in LAYER_RANGE_KEYS.items():
+        method = (config.get("methods") or {}).get(key) or {}
+        if not method.get("enabled", False):
+            continue
+        for i, variant in enumerate(method.get("variants") or []):
+            for name in range_keys:
+                value = variant.get(name)
+                where = f"methods.{key}.variants[{i}].{name}"
+                if value is not None and (len(value) != 2 or value[0] >= value[1]):
+                    errors.append(f"config key `{where}`: value {value!r} is not a layer range; allowed: "
+                                  f"[start, end] with start < end (layers start … end − 1)")
+                    continue
+                if value is None and name != range_keys[0]:
+                    continue  # mlp_layers defaults to layers: checked there
+                for model, arch in archs.items():
+                    if arch is None:
+                        continue
+                    n = arch.num_hidden_layers
+                    rng = value if value is not None else default_layers(n)
+                    if not 0 <= rng[0] < rng[1] <= n:
+                        shown = f"value {value!r}" if value is not None else f"default {list(rng)!r}"
+                        errors.append(f"config key `{where}`: {shown} is outside model {model!r} ({n} layers); "
+                                      f"allowed: [start, end] with 0 <= start < end <= {n}")
     return errors
 
 

@@ -49,7 +49,6 @@ class MethodEntry:
     requires: tuple[str, ...] = ()
     data_free: bool = False
     switches: str | None = None  # the module whose SWITCHES[key] declares the method's switches
-    switches: str | None = None  # module whose SWITCHES[key] declares the method's switches
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -70,6 +69,7 @@ DISTILL = "layerpuzzle.distill.switches"
 DLP_RULES = "rules/dlp_baselines.smk"
 MERGE_RULES = "rules/merge_baselines.smk"
 POSTTRAIN_RULES = "rules/posttrain.smk"
+WIDTH_RULES = "rules/width_pruning.smk"
 
 # The paper's order (CoMe Tables 8-10) first; methods the paper's tables do not show follow, alphabetically
 # by display name (the order the results table has always used for them).
@@ -97,6 +97,11 @@ ENTRIES: tuple[MethodEntry, ...] = (
     MethodEntry("streamline", "LLM-Streamline", 230, "post-training", "distilled", POSTTRAIN_RULES, switches=DISTILL),
     MethodEntry("reverse", "Reverse", 240, "direct removal", "layers removed", DLP_RULES, data_free=True,
                 switches=DLP),
+    # width pruning (LaCo's baselines, LaCo Tables 1-5): parameters removed inside every layer, not whole layers
+    MethodEntry("llm_pruner", "LLM-Pruner", 250, "direct removal", "uneven width", WIDTH_RULES,
+                switches="layerpuzzle.methods.llm_pruner.switches"),
+    MethodEntry("slicegpt", "SliceGPT", 260, "direct removal", "uneven width", WIDTH_RULES,
+                switches="layerpuzzle.methods.slicegpt.switches"),
 )
 
 

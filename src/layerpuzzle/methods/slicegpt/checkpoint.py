@@ -1,45 +1,41 @@
-"""Writing a sliced checkpoint: the unpruned untied ``config.json``, ``uneven_layers.json`` and the sliced
-weights + shortcut matrices in ``model.safetensors`` (read back by ``layerpuzzle.models.uneven.load_uneven``).
+"""Writing a sliced checkpoint through :func:`layerpuzzle.models.uneven.save_uneven`: the unpruned untied
+``config.json``, ``uneven_layers.json`` (kind ``"sliced"``), the sliced weights + shortcut matrices in
+safetensors, the tokenizer and a model card saying how to load it (read back by
+``layerpuzzle.models.sources.load_model`` / ``layerpuzzle.models.uneven.load_uneven``).
+
+``save_uneven`` first rebuilds the recorded shapes on the meta device with :func:`.rebuild.rebuild_sliced`
+and refuses a record that does not give exactly the model's tensors.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from safetensors.torch import save_file
+from ...models.checkpoint import model_card
+from ...models.uneven import save_uneven, uneven_card_section
+from .. import registry
 
-from ...atomic import atomic_dir
-from ...models.uneven import RECORD_FILE
-
-CARD = """# SliceGPT checkpoint
-
-Sliced with SliceGPT (rotated residual stream, embedding dimension {embedding_dim} of {hidden_size}).
-`config.json` holds the *unpruned* shapes; the sliced shapes are in `uneven_layers.json`, so
-`AutoModelForCausalLM.from_pretrained` alone cannot load this directory. Load it with:
-
-```python
-from layerpuzzle.models.uneven import load_uneven
-model = load_uneven("<this directory>")
-```
-"""
+SUMMARY = ("Sliced with SliceGPT (Ashkboos et al., ICLR 2024): every residual RMSNorm folded into the next linear "
+           "layers, the residual stream rotated into its principal components at every site and cut to embedding "
+           "dimension {embedding_dim} of {hidden_size}; each layer's two residual connections carry a shortcut "
+           "matrix (`attn_shortcut_Q`, `mlp_shortcut_Q`). `config.json` holds the *unpruned*, untied shapes.")
 
 
-def save_sliced(model, out_dir: str | Path, record: dict[str, Any], *, tokenizer=None,
+def sliced_card(record: dict[str, Any], *, base_model: str, title: str | None = None,
+                params: dict[str, Any] | None = None, notes: Sequence[str] = ()) -> str:
+    """The model card of a sliced checkpoint (its "Load" section says plain ``from_pretrained`` cannot load it)."""
+    name = registry.display_name("slicegpt")
+    return model_card(title=title or f"{base_model} — {name}, embedding dimension {record['embedding_dim']} of "
+                                      f"{record['hidden_size']}",
+                      method=name, model=base_model, summary=SUMMARY.format(**record), params=params or {},
+                      layer_map=None, notes=notes, load_section=uneven_card_section(record["kind"]))
+
+
+def save_sliced(model, tokenizer, out_dir: str | Path, record: dict[str, Any], *, base_model: str | None = None,
+                title: str | None = None, params: dict[str, Any] | None = None, notes: Sequence[str] = (),
                 extra_json: dict[str, Any] | None = None) -> Path:
     """Write the sliced ``model`` atomically to ``out_dir`` (config, record, safetensors, tokenizer, card)."""
-    out_dir = Path(out_dir)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    with atomic_dir(out_dir) as tmp:
-        model.config.save_pretrained(tmp)
-        if getattr(model, "generation_config", None) is not None:
-            model.generation_config.save_pretrained(tmp)
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        (tmp / "README.md").write_text(CARD.format(**record))
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        for name, obj in (extra_json or {}).items():
-            (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    return out_dir
+    base = base_model or str(model.config.name_or_path or model.config.model_type)
+    card = sliced_card(record, base_model=base, title=title, params=params, notes=notes)
+    return save_uneven(model, tokenizer, out_dir, record=record, card=card, extra_json=extra_json)

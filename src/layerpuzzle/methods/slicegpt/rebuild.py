@@ -3,7 +3,8 @@
 :func:`rebuild_sliced` reshapes a model freshly built by ``AutoModelForCausalLM.from_config`` (the unpruned,
 untied config) in place: embedding width, every layer's q/k/v/gate/up input and o/down output widths, the
 weightless norms, the two shortcut matrices per layer and the LM head input width, so that the saved state
-dict then loads strictly.  The values are placeholders until that load.
+dict then loads strictly.  The values are placeholders until that load.  Importing this module registers it
+as the rebuilder of kind ``"sliced"`` (:mod:`layerpuzzle.models.uneven` imports it on first use).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from ...models.architecture import check_supported, decoder, layers
+from ...models.uneven import register_rebuilder
 from .layer import SlicedDecoderLayer
 from .norms import ResidualRMSNorm
 from .untie import untie_embeddings
@@ -78,3 +80,6 @@ def rebuild_sliced(model, record: dict[str, Any]) -> None:
                                        torch.zeros(k_mid, k_out, dtype=dtype, device=device))
     dec.norm = ResidualRMSNorm(d, eps)
     model.set_output_embeddings(_resized(model.get_output_embeddings(), in_features=record["lm_head_input"]))
+
+
+register_rebuilder("sliced", rebuild_sliced)  # found by kind via layerpuzzle.models.uneven.REBUILDER_MODULES
