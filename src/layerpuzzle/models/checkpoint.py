@@ -63,7 +63,7 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, *, card: str,
     return out_dir
 
 
-def _target_pct(target_fraction: float) -> float | int:
+def target_pct(target_fraction: float) -> float | int:
     """The target in percent as its path label states it: an int for whole percents (30), else the exact value (29.9)."""
     pct = round(100 * float(target_fraction), 6)
     return int(pct) if pct.is_integer() else pct
@@ -94,7 +94,7 @@ def pruning_record(dense_config, *, method: str, variant: str, params: dict[str,
         "variant": variant,
         "params": params,
         "target_fraction": float(target_fraction),
-        "target_pct": _target_pct(target_fraction),
+        "target_pct": target_pct(target_fraction),
         "removed_layers": int(removed_layers),
         "sparsity_pct": round(100 * sparsity(spec, removed_layers), 4),
         "dense_layers": spec.num_hidden_layers,

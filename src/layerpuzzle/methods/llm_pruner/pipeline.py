@@ -14,7 +14,7 @@ from typing import Any
 
 from ...config import target_label
 from ...data.calibration import load_calibration
-from ...models.checkpoint import _target_pct, model_card
+from ...models.checkpoint import target_pct, model_card
 from ...models.sources import load_model
 from ...models.uneven import save_uneven, uneven_card_section
 from .. import registry
@@ -74,7 +74,7 @@ def run_llm_pruner(model_dir: str, calib_path: str, out_dir: str, *, model_name:
               "ratio_given": settings["ratio"] is not None, "calibration": calibration, "batch_size": batch_size}
     pruning = {
         "method": name, "variant": label, "params": params, "target_fraction": float(target_fraction),
-        "target_pct": _target_pct(target_fraction), "removed_layers": 0,
+        "target_pct": target_pct(target_fraction), "removed_layers": 0,
         "sparsity_pct": round(100 * record["sparsity"], 4), "dense_layers": len(record["layers"]),
         "params_before": record["params_before"], "params_after": record["params_after"],
         "pruning_seconds": record["pruning_seconds"], "timing": record["timing"],

@@ -14,7 +14,7 @@ from typing import Any
 
 from ...config import target_label
 from ...data.calibration import load_calibration
-from ...models.checkpoint import _target_pct
+from ...models.checkpoint import target_pct
 from ...models.sources import load_model
 from ...sparsity import ArchSpec
 from .. import registry
@@ -54,7 +54,7 @@ def run_slicegpt(model_dir: str, calib_path: str, out_dir: str, *, model_name: s
     params = {**settings.to_dict(), "calibration": calibration}
     pruning = {
         "method": name, "variant": label, "params": params, "target_fraction": float(target_fraction),
-        "target_pct": _target_pct(target_fraction), "removed_layers": 0,
+        "target_pct": target_pct(target_fraction), "removed_layers": 0,
         "sparsity_pct": round(100 * result.param_sparsity, 4), "dense_layers": len(result.record["layers"]),
         "params_before": result.params_dense, "params_after": result.params_sliced,
         "pruning_seconds": result.pruning_seconds, "timing": {"core_s": result.pruning_seconds},
