@@ -16,7 +16,7 @@ def come_rule_params(key):
         settings=lambda wc: PLAN.come_settings(key, wc.variant, wc.model),
         calibration=lambda wc: PLAN.come_calibration(key, wc.variant, wc.model),
         execution={k: cfg[k] for k in EXECUTION_KEYS},
-        target_fraction=lambda wc: target_fraction(wc.target),
+        target_fraction=lambda wc: target_param(wc.target),
         label=lambda wc: PLAN.variant_label(key, wc.variant, wc.model),
         note=lambda wc: model_note(cfg, wc.model) or "",
         seed=config["seed"],

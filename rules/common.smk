@@ -3,13 +3,13 @@
 import re
 from pathlib import Path
 
-from layerpuzzle.config import canonical, check_references, load_schema, target_fraction, validate_config
+from layerpuzzle.config import canonical, check_references, load_schema, target_param, validate_config
 from layerpuzzle.data.calibration import CALIB_ID_RE
 from layerpuzzle.data.text_sources import MIRROR_FILES, PERPLEXITY_DATASETS, resolve_mirror
 from layerpuzzle.evaluation.local_tasks import benchmark_mirror_files
 from layerpuzzle.methods.registry import rule_files
 from layerpuzzle.models.sources import run_dtype  # a variant's own `dtype`, else the model entry's
-from layerpuzzle.plan import FIGURES, SLUG_RE, TABLES, TARGET_RE, Plan
+from layerpuzzle.plan import CKPT_RE, FIGURES, SLUG_RE, TABLES, TARGET_RE, Plan
 
 
 SCHEMA_FILE = Path(workflow.basedir) / "config" / "schema.yaml"
@@ -39,7 +39,7 @@ wildcard_constraints:
     scoring=r"(raw|final_norm)-span\d+",
     dataset="|".join(PERPLEXITY_DATASETS),
     task="|".join(config["evaluation"]["tasks"]),
-    ckpt=rf"dense|[A-Za-z0-9_+.-]+/{TARGET_RE}/[A-Za-z0-9_.=,+-]+",
+    ckpt=CKPT_RE,
 
 
 # ------------------------------------------------------------------ wiring helpers

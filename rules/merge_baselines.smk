@@ -17,7 +17,7 @@ rule laco:
         target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
-        target=lambda wc: target_fraction(wc.target),
+        target=lambda wc: target_param(wc.target),
         variant=variant_params("laco"),
         search=lambda wc: PLAN.laco_search(wc.model, wc.target),
         sentences=merge_cfg("laco")["sentences"],
@@ -80,7 +80,7 @@ rule mka:
         target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
-        target=lambda wc: target_fraction(wc.target),
+        target=lambda wc: target_param(wc.target),
         variant=variant_params("mka"),
         beta=merge_cfg("mka")["beta"],
         dtype=model_dtype,
@@ -106,7 +106,7 @@ def fusegpt_params(key, fuse):
         key=key,
         fuse=fuse,
         model=lambda wc: wc.model,
-        target=lambda wc: target_fraction(wc.target),
+        target=lambda wc: target_param(wc.target),
         variant=variant_params(key),
         calibration=cfg["calibration"],
         batch_size=cfg["batch_size"],

@@ -43,7 +43,7 @@ def pt_params(key):
         method=key,
         model=lambda wc: wc.model,
         variant=lambda wc: PLAN.variant_params(key, wc.slug, wc.model),
-        target=lambda wc: target_fraction(wc.target),
+        target=lambda wc: target_param(wc.target),
         data=pt_settings(key).get("data"),
         checkpoint_every=pt_settings(key).get("checkpoint_every", 8),
         state_dir=lambda wc: f"results/{wc.model}/train_state/{key}/{wc.target}/{wc.slug}",
