@@ -49,7 +49,8 @@ def _describe(err: jsonschema.ValidationError) -> str:
         return f"config key `{key}`: {err.message}"
     if v == "pattern":
         if err.schema.get("allowedText"):  # a pattern with a meaning (target labels: n<k>)
-            return f"config key `{key}`: value {val} is not allowed; allowed: {err.schema['allowedText']}"
+            what = "key" if "propertyNames" in err.schema_path else "value"
+            return f"config key `{key}`: {what} {val} is not allowed; allowed: {err.schema['allowedText']}"
         return f"config key `{key}`: value {val} does not match the allowed pattern {err.validator_value!r}"
     if v in ("minItems", "maxItems", "uniqueItems"):
         return f"config key `{key}`: {err.message}"

@@ -151,7 +151,7 @@ def layer_count_error(spec: ArchSpec, k: int) -> str | None:
     n_layers = spec.num_hidden_layers
     if 1 <= k < n_layers:
         return None
-    return (f"removes {k} of the model's {n_layers} layers; allowed: n1 … n{n_layers - 1} "
+    return (f"removes {k} of the model's {n_layers} layers; allowed: n1..n{n_layers - 1} "
             f"(at least one layer removed, at least one kept)")
 
 
