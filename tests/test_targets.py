@@ -220,6 +220,10 @@ def test_plan_checkpoints_at_layer_counts():
     assert "reverse/n3/keep_last=0" in plan.checkpoints_of("tiny")
     # SLEB's greedy order serves the fractions (with Table 4's) and the layer counts
     assert plan.dlp_fractions("sleb", "early_barrier=1,latter_barrier=1", "tiny") == [0.1, 0.2, 0.25, 0.3, {"layers": 3}]
+    from layerpuzzle.methods.dlp.pipeline import steps_needed
+
+    assert steps_needed(random_config("llama"), [0.1, 0.2, 0.25, 0.3, {"layers": 3}]) == 3  # 0.3 alone is 3 too
+    assert steps_needed(random_config("llama"), [0.1, {"layers": 5}]) == 5
     # the largest of a mixed list, through the model's shape: n3 (3 layers) beats 0.25 (2 layers), not 0.4 (4)
     assert plan.largest_target([0.25, "n3"], "tiny") == "n3"
     assert plan.largest_target([0.4, "n3"], "tiny") == 0.4
