@@ -34,12 +34,12 @@ from typing import Any
 import yaml
 
 from .config import (
+    TARGET_LABEL_RE,
     checkpoint_slug,
     defaults_validator,
     method_defaults,
-    method_path_settings,
-    TARGET_LABEL_RE,
     known_architecture,
+    method_path_settings,
     settings_digest,
     slug_value,
     target_label,
@@ -302,7 +302,7 @@ class Plan:
     def eval_task_groups(self) -> list[dict[str, Any]]:
         """One evaluation rule per restricted task list (the rule's outputs name its tasks, so a list needs
         its own rule): ``{"rule", "tasks", "labels"}``, the labels whose checkpoints it evaluates. A list
-        equal to all of evaluation.tasks is no restriction. None for the embedded default."""
+        equal to all of evaluation.tasks is no restriction. Empty for the embedded default."""
         everything = list(self.config["evaluation"]["tasks"])
         groups: dict[tuple[str, ...], list[str]] = {}
         for label in self._tasks_by_target():
