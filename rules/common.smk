@@ -3,14 +3,15 @@
 import re
 from pathlib import Path
 
-from layerpuzzle.config import canonical, check_references, load_schema, target_fraction, validate_config
+from layerpuzzle.config import (canonical, check_references, is_layer_label, load_schema,
+                               target_fraction, target_param, validate_config)
 from layerpuzzle.data.calibration import CALIB_ID_RE
 from layerpuzzle.data.text_sources import MIRROR_FILES, PERPLEXITY_DATASETS, resolve_mirror
 from layerpuzzle.evaluation.local_tasks import benchmark_mirror_files
 from layerpuzzle.methods.come.variants import EXECUTION_KEYS, model_note
 from layerpuzzle.methods.registry import rule_files
 from layerpuzzle.models.sources import run_dtype  # a variant's own `dtype`, else the model entry's
-from layerpuzzle.plan import FIGURES, SLUG_RE, TABLES, TARGET_RE, Plan
+from layerpuzzle.plan import CKPT_RE, FIGURES, SLUG_RE, TABLES, TARGET_RE, Plan
 
 
 SCHEMA_FILE = Path(workflow.basedir) / "config" / "schema.yaml"
@@ -40,7 +41,7 @@ wildcard_constraints:
     scoring=r"(raw|final_norm)-span\d+",
     dataset="|".join(PERPLEXITY_DATASETS),
     task="|".join(config["evaluation"]["tasks"]),
-    ckpt=rf"dense|[A-Za-z0-9_+.-]+/{TARGET_RE}/[A-Za-z0-9_.=,+-]+",
+    ckpt=CKPT_RE,
 
 
 # ------------------------------------------------------------------ wiring helpers
@@ -122,12 +123,17 @@ EVAL = config["evaluation"]
 PPL_KEYS = {"wikitext2": ["wikitext2/test", "wikitext2/test_skeleton"], "c4": ["c4/validation"]}
 
 
-def eval_mirror_inputs(wildcards):
-    """The mirror files the evaluation reads (perplexity corpora and benchmark data), tracked and hashed."""
-    files = mirror_inputs(*[k for d in EVAL["perplexity"]["datasets"] for k in PPL_KEYS[d]])
-    if MIRROR:
-        files += benchmark_mirror_files(MIRROR, list(EVAL["tasks"]))
-    return files
+def eval_mirror_inputs_of(tasks):
+    """Input function: the mirror files an evaluation of `tasks` reads (perplexity corpora and benchmark
+    data), tracked and hashed."""
+
+    def inputs(wildcards):
+        files = mirror_inputs(*[k for d in EVAL["perplexity"]["datasets"] for k in PPL_KEYS[d]])
+        if MIRROR:
+            files += benchmark_mirror_files(MIRROR, list(tasks))
+        return files
+
+    return inputs
 
 
 # direct layer removal (rules/dlp_baselines.smk)
@@ -154,7 +160,7 @@ def fusegpt_params(key, fuse):
         key=key,
         fuse=fuse,
         model=lambda wc: wc.model,
-        target=lambda wc: target_fraction(wc.target),
+        target=lambda wc: target_param(wc.target),
         variant=variant_params(key),
         calibration=cfg["calibration"],
         batch_size=cfg["batch_size"],
@@ -176,7 +182,7 @@ def come_rule_params(key):
         settings=lambda wc: PLAN.come_settings(key, wc.variant, wc.model),
         calibration=lambda wc: PLAN.come_calibration(key, wc.variant, wc.model),
         execution={k: cfg[k] for k in EXECUTION_KEYS},
-        target_fraction=lambda wc: target_fraction(wc.target),
+        target_fraction=lambda wc: target_param(wc.target),
         label=lambda wc: PLAN.variant_label(key, wc.variant, wc.model),
         note=lambda wc: model_note(cfg, wc.model) or "",
         seed=config["seed"],
@@ -213,7 +219,7 @@ def pt_params(key):
         method=key,
         model=lambda wc: wc.model,
         variant=lambda wc: PLAN.variant_params(key, wc.slug, wc.model),
-        target=lambda wc: target_fraction(wc.target),
+        target=lambda wc: target_param(wc.target),
         data=pt_settings(key).get("data"),
         checkpoint_every=pt_settings(key).get("checkpoint_every", 8),
         state_dir=lambda wc: f"results/{wc.model}/train_state/{key}/{wc.target}/{wc.slug}",
@@ -239,3 +245,12 @@ def table3_config_inputs(wildcards=None):
 def table3_paper_models():
     """The paper's models (configs only, no weights) that Table 3 shows beside ours: PLAN.table3_paper_models."""
     return PLAN.table3_paper_models(PAPER_CONFIG)
+
+
+# width pruning (rules/width_pruning.smk)
+def width_target(label):
+    """The sparsity fraction LLM-Pruner / SliceGPT prune to; they prune widths, so a layer count is refused."""
+    if is_layer_label(label):
+        raise ValueError(f"target {label!r}: LLM-Pruner and SliceGPT prune widths, not layers; allowed: sparsity "
+                         f"targets (fractions, labels sp<percent>)")
+    return target_fraction(label)

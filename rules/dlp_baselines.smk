@@ -140,7 +140,7 @@ rule dlp_checkpoint:
         method=lambda wc: wc.dlp,
         variant=lambda wc: PLAN.variant(wc.dlp, wc.variant, wc.model).settings,
         label=lambda wc: PLAN.variant_label(wc.dlp, wc.variant, wc.model),
-        fraction=lambda wc: target_fraction(wc.target),
+        fraction=lambda wc: target_param(wc.target),
         dtype=model_dtype,
         device=model_device(),
     log:

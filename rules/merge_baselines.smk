@@ -13,7 +13,7 @@ rule laco:
         target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
-        target=lambda wc: target_fraction(wc.target),
+        target=lambda wc: target_param(wc.target),
         variant=variant_params("laco"),
         search=lambda wc: PLAN.laco_search(wc.model, wc.target),
         sentences=merge_cfg("laco")["sentences"],
@@ -76,7 +76,7 @@ rule mka:
         target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
-        target=lambda wc: target_fraction(wc.target),
+        target=lambda wc: target_param(wc.target),
         variant=variant_params("mka"),
         beta=merge_cfg("mka")["beta"],
         dtype=model_dtype,

@@ -15,7 +15,7 @@ rule llm_pruner:
         target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
-        target=lambda wc: target_fraction(wc.target),
+        target=lambda wc: width_target(wc.target),
         variant=variant_params("llm_pruner"),
         calibration=config["methods"]["llm_pruner"]["calibration"],
         batch_size=config["methods"]["llm_pruner"]["batch_size"],
@@ -45,7 +45,7 @@ rule slicegpt:
         target=TARGET_RE,
     params:
         model=lambda wc: wc.model,
-        target=lambda wc: target_fraction(wc.target),
+        target=lambda wc: width_target(wc.target),
         variant=variant_params("slicegpt"),
         calibration=config["methods"]["slicegpt"]["calibration"],
         batch_size=config["methods"]["slicegpt"]["batch_size"],

@@ -220,7 +220,7 @@ def test_nested_config_strings_are_read_as_numbers():
     """`snakemake --config 'run={"targets": [0.2]}'` hands nested values over as text ('0.2');
     they are read as the schema's numbers / booleans / nulls, and strings stay strings where allowed."""
     c = default()
-    c["run"]["targets"] = ["0.2", "0.3"]
+    c["run"]["targets"] = ["0.2", "0.3", "n8"]  # layer-count targets stay text
     c["seed"] = "3"
     c["calibration"]["come"]["n"] = "16"
     c["evaluation"]["tasks"]["mmlu"]["limit"] = "null"
@@ -229,7 +229,7 @@ def test_nested_config_strings_are_read_as_numbers():
     c["models"]["smollm2-135m"]["revision"] = "1234"  # a string key stays a string
     c["models"]["smollm2-135m"]["architecture"] = {"num_hidden_layers": "30", "tie_word_embeddings": "true"}
     c = validate_config(c, SCHEMA)
-    assert c["run"]["targets"] == [0.2, 0.3] and c["seed"] == 3 and c["calibration"]["come"]["n"] == 16
+    assert c["run"]["targets"] == [0.2, 0.3, "n8"] and c["seed"] == 3 and c["calibration"]["come"]["n"] == 16
     assert c["evaluation"]["tasks"]["mmlu"]["limit"] is None
     v = c["methods"]["come_sp"]["variants"][0]
     assert v["targets"] == [0.3] and v["lr"] == 1e-5 and v["temperature"] == 100
@@ -238,8 +238,12 @@ def test_nested_config_strings_are_read_as_numbers():
     assert c["models"]["smollm2-135m"]["architecture"] == {"num_hidden_layers": 30, "tie_word_embeddings": True}
     # what cannot be read as the schema's type is still reported with the key and the value
     c = default()
-    c["run"]["targets"] = ["0.2x"]
-    with pytest.raises(ConfigError, match=r"`run\.targets\[0\]`: value '0\.2x' has the wrong type; allowed: number"):
+    c["run"]["targets"] = ["0.2x"]  # a target may be text (n8), so this is a bad target, not a bad type
+    with pytest.raises(ConfigError, match=r"`run\.targets\[0\]`: value '0\.2x' is not allowed; allowed: a fraction "
+                                          r"in \(0, 1\) or n<k>, k >= 1 layers removed \(n8\)"):
+        validate_config(c, SCHEMA)
+    c["run"]["targets"] = [True]
+    with pytest.raises(ConfigError, match=r"`run\.targets\[0\]`: value True has the wrong type; allowed: \['number', 'string'\]"):
         validate_config(c, SCHEMA)
     c["run"]["targets"] = ["nan"]
     with pytest.raises(ConfigError, match=r"`run\.targets\[0\]`: value nan is not allowed; it must be a finite number"):

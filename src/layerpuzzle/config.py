@@ -16,6 +16,8 @@ from typing import Any, Iterator
 import jsonschema
 import yaml
 
+from .sparsity import LAYER_TARGET_RE, layer_count
+
 
 class ConfigError(ValueError):
     """The config is invalid; the message lists every problem."""
@@ -46,6 +48,9 @@ def _describe(err: jsonschema.ValidationError) -> str:
     if v == "required":
         return f"config key `{key}`: {err.message}"
     if v == "pattern":
+        if err.schema.get("allowedText"):  # a pattern with a meaning (target labels: n<k>)
+            what = "key" if "propertyNames" in err.schema_path else "value"
+            return f"config key `{key}`: {what} {val} is not allowed; allowed: {err.schema['allowedText']}"
         return f"config key `{key}`: value {val} does not match the allowed pattern {err.validator_value!r}"
     if v in ("minItems", "maxItems", "uniqueItems"):
         return f"config key `{key}`: {err.message}"
@@ -145,7 +150,8 @@ def _coerce_strings(config: Any, schema: dict[str, Any]) -> None:
 
     ``snakemake --config 'run={"targets": [0.2]}'`` reads nested values as text (YAML's base loader),
     so ``0.2`` arrives as ``'0.2'``; a top-level ``--config seed=3`` is already a number. A string is
-    converted where the key's schema allows no string and the converted value has an allowed type;
+    converted where the key's schema allows no string (or only strings of a ``pattern`` it does not match: a
+    target is a number or ``n<k>``) and the converted value has an allowed type;
     below keys without a schema (``architecture``, ``overrides``) numbers, booleans and null are read as
     YAML reads them. Anything else is left for the validator to report.
     """
@@ -156,8 +162,12 @@ def _coerce_strings(config: Any, schema: dict[str, Any]) -> None:
                 return new if isinstance(new, (int, float, bool, type(None))) else value
             types = sub.get("type")
             types = [types] if isinstance(types, str) else (types or [])
-            if not types or "string" in types:
+            if not types:
                 return value
+            if "string" in types:  # text stays text, unless the pattern of the allowed strings refuses it
+                if "pattern" not in sub or re.search(sub["pattern"], value):
+                    return value
+                types = [t for t in types if t != "string"]
             new = _scalar(value)
             wanted = tuple(t for name in types for t in _PY_TYPES.get(name, ()))
             if isinstance(new, wanted) and not (isinstance(new, bool) and "boolean" not in types):
@@ -336,20 +346,45 @@ def method_path_settings(method_cfg: dict[str, Any], default_cfg: dict[str, Any]
 
 
 TARGET_LABEL_DECIMALS = 6
+# {target} in paths: sp + a sparsity target in percent (sp30, sp29.9), or n + a number of layers removed (n8)
+SPARSITY_LABEL_RE = r"sp\d+(?:\.\d+)?"
+TARGET_LABEL_RE = rf"{SPARSITY_LABEL_RE}|{LAYER_TARGET_RE}"
 
 
-def target_label(fraction: float) -> str:
-    """How a sparsity target appears in paths: ``sp`` + the target in percent, exactly (up to
-    6 decimals): ``0.3`` -> ``sp30`` (whole percents as always), ``0.299`` -> ``sp29.9``, ``0.001`` -> ``sp0.1``."""
-    pct = round(float(fraction) * 100, TARGET_LABEL_DECIMALS)
+def target_label(target: float | str) -> str:
+    """How a target appears in paths. A sparsity target (a fraction of all parameters): ``sp`` + the target in
+    percent, exactly (up to 6 decimals): ``0.3`` -> ``sp30`` (whole percents as always), ``0.299`` ->
+    ``sp29.9``, ``0.001`` -> ``sp0.1``. A layer-count target is its own label: ``"n8"`` -> ``n8``."""
+    if isinstance(target, str):
+        layer_count(target)  # ValueError unless n<k>, k >= 1
+        return target
+    pct = round(float(target) * 100, TARGET_LABEL_DECIMALS)
     if pct.is_integer():
         return f"sp{int(pct):d}"
     return "sp" + f"{pct:.{TARGET_LABEL_DECIMALS}f}".rstrip("0").rstrip(".")
 
 
+def is_layer_label(label: str) -> bool:
+    """True for a layer-count target label (``n8``), False for a sparsity label (``sp30``)."""
+    return re.fullmatch(LAYER_TARGET_RE, label) is not None
+
+
 def target_fraction(label: str) -> float:
-    """Inverse of :func:`target_label`: ``sp30`` -> 0.3, ``sp29.9`` -> 0.299."""
+    """Inverse of :func:`target_label` for sparsity labels: ``sp30`` -> 0.3, ``sp29.9`` -> 0.299.
+    A layer-count label (``n8``) has no fraction: use :func:`target_param`."""
+    if not re.fullmatch(SPARSITY_LABEL_RE, label):
+        raise ValueError(f"target label {label!r} is not a sparsity target (sp<percent>); "
+                         f"{'use target_param for a layer-count target' if is_layer_label(label) else 'allowed: sp30, n8'}")
     return float(label[2:]) / 100.0
+
+
+def target_param(label: str) -> float | dict[str, int]:
+    """The target a layer method's job receives (rule param ``target``): the fraction of a sparsity label
+    (``sp30`` -> 0.3, exactly :func:`target_fraction`) or ``{"layers": k}`` of a layer-count label
+    (``n8`` -> ``{"layers": 8}``); the job turns it into a number of layers (``layers_to_remove``)."""
+    if is_layer_label(label):
+        return {"layers": int(label[1:])}
+    return target_fraction(label)
 
 
 def check_references(config: dict[str, Any]) -> None:
@@ -364,6 +399,7 @@ def check_references(config: dict[str, Any]) -> None:
     errors += _model_sources(config, models)
     errors += _target_errors(config, models)
     errors += _layer_range_errors(config, models)
+    errors += _task_list_errors(config)
     calibs = config["calibration"]
     if config["scores"]["calibration"] not in calibs:
         errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
@@ -403,7 +439,8 @@ def _model_sources(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
 
 
 def _target_lists(config: dict[str, Any]) -> list[tuple[str, list[Any]]]:
-    """(config key, list of fractions) of every list of sparsity targets a checkpoint path is built from."""
+    """(config key, list of targets) of every list of targets a checkpoint path is built from (fractions of all
+    parameters, or ``n<k>`` layer counts)."""
     lists = [("run.targets", list(config["run"].get("targets", [])))]
     for key, method in (config.get("methods") or {}).items():
         for i, variant in enumerate((method or {}).get("variants") or []):
@@ -433,29 +470,39 @@ def known_architecture(spec: dict[str, Any]):
 
 
 def _target_errors(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
-    """Targets whose path labels collide (the same ``sp<percent>`` twice in one list), and targets that
-    remove no layer of a model whose shape the config fixes (Table 3 rule: nearest sparsity; the job
-    checks the other models before it loads anything)."""
+    """Targets whose path labels collide (the same ``sp<percent>`` or ``n<k>`` twice in one list), sparsity
+    targets that remove no layer of a model whose shape the config fixes (Table 3 rule: nearest sparsity), and
+    layer-count targets ``n<k>`` with k >= that model's layers (the job checks the other models before it
+    loads any weights)."""
     from .sparsity import removed_for_target
 
     errors = []
     archs = {name: known_architecture(models.get(name) or {}) for name in config["run"].get("models", [])}
-    for key, fractions in _target_lists(config):
+    for key, targets in _target_lists(config):
         seen: dict[str, int] = {}
-        for i, t in enumerate(fractions):
-            if not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 < t < 1:
+        for i, t in enumerate(targets):
+            if not _is_target(t):
                 continue  # reported by the schema
             where = key if key.endswith(".target") else f"{key}[{i}]"
             label = target_label(t)
             if label in seen:
                 j = seen[label]
                 errors.append(f"config key `{where}`: value {t!r} has the same path label {label!r} as "
-                              f"`{key}[{j}]` ({fractions[j]!r}); allowed: targets that differ by at least "
-                              f"1e-{TARGET_LABEL_DECIMALS} percent")
+                              f"`{key}[{j}]` ({targets[j]!r}); allowed: "
+                              + ("each layer count once" if isinstance(t, str) else
+                                 f"targets that differ by at least 1e-{TARGET_LABEL_DECIMALS} percent"))
                 continue
             seen[label] = i
             for name, arch in archs.items():
-                if arch is not None and removed_for_target(arch, 100.0 * t) == 0:
+                if arch is None:
+                    continue
+                k = layer_count(t)
+                if k is not None:
+                    if k >= arch.num_hidden_layers:
+                        errors.append(f"config key `{where}`: value {t!r} removes {k} layers, but model {name!r} has "
+                                      f"{arch.num_hidden_layers}; allowed: n1..n{arch.num_hidden_layers - 1} (at "
+                                      f"least one layer kept)")
+                elif removed_for_target(arch, 100.0 * t) == 0:
                     one = layer_fraction(arch)
                     errors.append(f"config key `{where}`: value {t!r} removes no layer of model {name!r} "
                                   f"({arch.num_hidden_layers} layers, one layer = {100 * one:.2f} % of the "
@@ -499,6 +546,32 @@ def _layer_range_errors(config: dict[str, Any], models: dict[str, Any]) -> list[
                         errors.append(f"config key `{where}`: {shown} is outside model {model!r} ({n} layers); "
                                       f"allowed: [start, end] with 0 <= start < end <= {n}")
     return errors
+
+
+def _task_list_errors(config: dict[str, Any]) -> list[str]:
+    """evaluation.tasks_by_target: every key a target label of the config's target lists, every task one of
+    evaluation.tasks."""
+    evaluation = config.get("evaluation") or {}
+    tasks = list(evaluation.get("tasks") or {})
+    labels = list(dict.fromkeys(target_label(t) for _, targets in _target_lists(config) for t in targets
+                                if _is_target(t)))
+    errors = []
+    for label, only in (evaluation.get("tasks_by_target") or {}).items():
+        if label not in labels:
+            errors.append(f"config key `evaluation.tasks_by_target`: key {label!r} is not the label of a configured "
+                          f"target (run.targets, a variant's targets); allowed: {', '.join(labels)}")
+        for i, task in enumerate(only or []):
+            if task not in tasks:
+                errors.append(f"config key `evaluation.tasks_by_target.{label}[{i}]`: value {task!r} is not a task of "
+                              f"`evaluation.tasks`; allowed: {', '.join(tasks)}")
+    return errors
+
+
+def _is_target(t: Any) -> bool:
+    """A target the schema accepts: a finite fraction in (0, 1) or an ``n<k>`` label."""
+    if isinstance(t, str):
+        return re.fullmatch(LAYER_TARGET_RE, t) is not None
+    return not isinstance(t, bool) and isinstance(t, (int, float)) and math.isfinite(t) and 0 < t < 1
 
 
 def layer_fraction(arch) -> float:

@@ -17,13 +17,15 @@ which rule files are included: the methods come from the registry
 Every method accepts any valid path component, configured or not
 (:meth:`Plan.variant`), so one checkpoint can be rebuilt by its path.
 
-A checkpoint id is ``dense`` or ``<method key>/<target label>/<path component>``.
+A checkpoint id is ``dense`` or ``<method key>/<target label>/<path component>``; a target label is
+``sp<percent>`` (a sparsity target, ``sp30``) or ``n<k>`` (k layers removed, ``n8``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +34,11 @@ from typing import Any
 import yaml
 
 from .config import (
+    TARGET_LABEL_RE,
     checkpoint_slug,
     defaults_validator,
     method_defaults,
+    known_architecture,
     method_path_settings,
     settings_digest,
     slug_value,
@@ -44,10 +48,13 @@ from .config import (
 from .data.calibration import CalibrationSpec
 from .methods import registry
 
-# {target}: sp + the sparsity target in percent (sp30; sp29.9 for a target that is not a whole percent)
-TARGET_RE = r"sp\d+(?:\.\d+)?"
+# {target}: sp + the sparsity target in percent (sp30; sp29.9 for a target that is not a whole percent), or
+# n + the number of layers removed (n8). An alternation: wrap it in (?:...) inside a longer pattern.
+TARGET_RE = TARGET_LABEL_RE
 # a variant's path component
 SLUG_RE = r"[A-Za-z0-9_.=,+-]+"
+# {ckpt}: dense or <method key>/<target label>/<path component>
+CKPT_RE = rf"dense|[A-Za-z0-9_+.-]+/(?:{TARGET_RE})/{SLUG_RE}"
 TABLES = "results/tables"
 FIGURES = "results/figures"
 # keys of a variant that are not settings: never part of its path component
@@ -63,7 +70,7 @@ class Variant:
     settings: dict[str, Any] = field(hash=False)  # the variant's own keys (no label / targets)
     slug: str
     label: str
-    targets: tuple[float, ...] | None = None  # None = run.targets
+    targets: tuple[float | str, ...] | None = None  # fractions and n<k> labels; None = run.targets
     configured: bool = True
 
 
@@ -147,7 +154,7 @@ class Plan:
 
     def _configured(self, key: str, index: int, v: dict[str, Any], model: str) -> Variant:
         slug = self.variant_path(key, v, model)
-        targets = tuple(float(t) for t in v["targets"]) if v.get("targets") else None
+        targets = tuple(_target(t) for t in v["targets"]) if v.get("targets") else None
         return Variant(key, model, settings_of(v), slug, v.get("label") or ("" if index == 0 else slug), targets)
 
     def variant(self, key: str, slug: str, model: str) -> Variant:
@@ -227,8 +234,26 @@ class Plan:
         allowed = self.method_cfg(key).get("models")
         return allowed is None or model in allowed
 
-    def variant_targets(self, variant: Variant) -> list[float]:
+    def variant_targets(self, variant: Variant) -> list[float | str]:
+        """The variant's targets (else run.targets): fractions of all parameters and ``n<k>`` layer counts."""
         return list(variant.targets) if variant.targets else list(self.config["run"]["targets"])
+
+    def largest_target(self, targets: list[float | str], model: str) -> float | str:
+        """The target of ``targets`` that removes the most layers of ``model``. Fractions and layer counts
+        are compared through the model's shape when the config fixes it; otherwise a mixed list's largest
+        fraction is taken (a layer-count list: its largest k)."""
+        fractions = [t for t in targets if not isinstance(t, str)]
+        counts = [t for t in targets if isinstance(t, str)]
+        if not counts:
+            return max(fractions)
+        if not fractions:
+            return max(counts, key=lambda t: int(t[1:]))
+        arch = known_architecture(self.config["models"].get(model) or {})
+        if arch is None:
+            return max(fractions)
+        from .sparsity import removed_for
+
+        return max(targets, key=lambda t: (removed_for(arch, t), isinstance(t, str)))
 
     def method_checkpoints(self, key: str, model: str) -> list[str]:
         """Checkpoint ids of every enabled variant and target of ``key`` on ``model``."""
@@ -258,6 +283,52 @@ class Plan:
     def all_metrics(self) -> list[str]:
         return [self.metrics_path(m, c) for m in self.run_models for c in self.checkpoints_of(m)]
 
+    # ------------------------------------------------------------------ evaluation task lists
+    EVAL_RULE = "evaluate_checkpoint"
+
+    def eval_tasks(self, ckpt: str) -> list[str]:
+        """The tasks checkpoint ``ckpt`` is evaluated on: the keys of evaluation.tasks, or, when
+        evaluation.tasks_by_target names its target label, those of them it lists (in evaluation.tasks'
+        order). The dense model gets every task."""
+        tasks = list(self.config["evaluation"]["tasks"])
+        if ckpt == "dense":
+            return tasks
+        only = self._tasks_by_target().get(ckpt.split("/")[1])
+        return tasks if only is None else [t for t in tasks if t in only]
+
+    def _tasks_by_target(self) -> dict[str, list[str]]:
+        return dict(self.config["evaluation"].get("tasks_by_target") or {})
+
+    def eval_task_groups(self) -> list[dict[str, Any]]:
+        """One evaluation rule per restricted task list (the rule's outputs name its tasks, so a list needs
+        its own rule): ``{"rule", "tasks", "labels"}``, the labels whose checkpoints it evaluates. A list
+        equal to all of evaluation.tasks is no restriction. Empty for the embedded default."""
+        everything = list(self.config["evaluation"]["tasks"])
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for label in self._tasks_by_target():
+            tasks = tuple(self.eval_tasks(f"x/{label}/x"))
+            if list(tasks) != everything:
+                groups.setdefault(tasks, []).append(label)
+        out, names = [], set()
+        for i, (tasks, labels) in enumerate(groups.items()):
+            name = f"{self.EVAL_RULE}_{'_'.join(tasks)}"
+            if name in names or len(name) > 100:
+                name = f"{self.EVAL_RULE}_tasks{i + 1}"
+            names.add(name)
+            out.append({"rule": name, "tasks": list(tasks), "labels": sorted(labels)})
+        return out
+
+    def eval_ckpt_re(self, labels: list[str] | None = None) -> str:
+        """The ``{ckpt}`` constraint of an evaluation rule: the checkpoints at ``labels`` (a restricted task
+        list's rule), or, for ``None``, every checkpoint the restricted rules leave (the main rule; exactly
+        :data:`CKPT_RE` when nothing is restricted)."""
+        if labels is not None:
+            return rf"[A-Za-z0-9_+.-]+/(?:{'|'.join(map(re.escape, labels))})/{SLUG_RE}"
+        taken = [label for g in self.eval_task_groups() for label in g["labels"]]
+        if not taken:
+            return CKPT_RE
+        return rf"dense|[A-Za-z0-9_+.-]+/(?!(?:{'|'.join(map(re.escape, taken))})/)(?:{TARGET_RE})/{SLUG_RE}"
+
     # ------------------------------------------------------------------ direct layer removal (orders)
     DLP_RULE_FILE = "rules/dlp_baselines.smk"
 
@@ -279,10 +350,17 @@ class Plan:
     def dlp_order_path(self, model: str, key: str, slug: str, name: str = "order.parquet") -> str:
         return f"results/{model}/orders/{key}/{self.dlp_calib(key)}/{slug}/{name}"
 
-    def dlp_fractions(self, key: str, slug: str, model: str) -> list[float]:
-        """Targets the order must serve: the variant's (or run.targets) and Table 4's levels."""
+    def dlp_fractions(self, key: str, slug: str, model: str) -> list[float | dict[str, int]]:
+        """Targets the order must serve: the variant's (or run.targets) and Table 4's levels, as the job
+        receives them: the fractions, sorted, then ``{"layers": k}`` for each layer-count target, by k."""
+        from .config import target_param
+
         v = self.variant(key, slug, model)
-        return sorted({float(t) for t in self.variant_targets(v)} | {float(t) for t in self.config["run"]["table3_targets"]})
+        targets = self.variant_targets(v)
+        fractions = sorted({float(t) for t in targets if not isinstance(t, str)}
+                           | {float(t) for t in self.config["run"]["table3_targets"]})
+        counts = sorted({int(t[1:]) for t in targets if isinstance(t, str)})
+        return [*fractions, *(target_param(f"n{k}") for k in counts)]
 
     def table4_entries(self) -> list[dict[str, Any]]:
         """Table 4's rows: every enabled removal order, then FuseGPT-MI's (the order of its greedy loop)."""
@@ -302,7 +380,7 @@ class Plan:
         out = []
         name = registry.display_name("fusegpt_mi")
         for v in self.variants("fusegpt_mi", model):
-            top = max(self.variant_targets(v))
+            top = self.largest_target(self.variant_targets(v), model)
             out.append({"method": f"{name} ({v.label})" if v.label else name, "base_method": name,
                         "note": "MI order of the iterative loop",
                         "order": f"results/{model}/orders/fusegpt_mi/{target_label(top)}/{v.slug}/order.parquet"})
@@ -476,6 +554,11 @@ class Plan:
             out += self.scores_outputs(m)
         return (out + self.come_ablation_outputs() + self.table4_outputs() + self.figure_outputs()
                 + self.posttrain_outputs())
+
+
+def _target(t: float | int | str) -> float | str:
+    """A configured target as the plan keeps it: a float fraction, or an ``n<k>`` label."""
+    return t if isinstance(t, str) else float(t)
 
 
 def _slug_scalar(key: str, name: str, text: str, schema: dict[str, Any]) -> Any:

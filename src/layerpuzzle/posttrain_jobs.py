@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 from .data.calibration import load_calibration
 from .figures.loss_curve import plot_loss_curve
-from .models.checkpoint import layers_to_remove, save_pruned
+from .models.checkpoint import check_target, layers_to_remove, save_pruned
 from .models.sources import load_model
 from .distill.come_mp import MPSettings, distill_mp
 from .distill.come_sp import SPSettings, distill_sp
@@ -350,6 +350,7 @@ def _run_training_from_dense(*, method: str, settings_cls: type, train: Callable
                              device: str, checkpoint_every: int, progress: bool = True) -> dict[str, Any]:
     """Load the dense model, prune n layers for the target while training resumably, save the checkpoint."""
     started = time.time()
+    check_target(dense_dir, target_fraction)  # before loading: a target the model cannot take fails at once
     model, tok = load_model(dense_dir, dtype=dtype, device=device)
     dense_config = model.config.to_dict()
     chunks = load_calibration(data_path)

@@ -12,13 +12,21 @@ away exactly one layer's parameters, so for a model with ``L`` layers::
 
 The number of layers removed for a target sparsity is the ``n`` whose sparsity
 is nearest to the target (ties go to the smaller ``n``); this reproduces every
-``#Removed`` entry of Table 3 (checked in tests/test_sparsity.py).
+``#Removed`` entry of Table 3 (checked in tests/test_sparsity.py). A layer-count
+target ``n{k}`` removes ``k`` layers, ``1 <= k < L`` (:func:`removed_for`).
+
+MKA reports its own compression ratio beside the parameter sparsity:
+:func:`compression_ratio`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
+
+# The label of a layer-count target: ``n`` + the number of layers removed (n8 = 8 layers), k >= 1.
+LAYER_TARGET_RE = r"n[1-9]\d*"
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,68 @@ def removed_for_target(spec: ArchSpec, target_pct: float) -> int:
         raise ValueError(f"target_pct must be in [0, 100), got {target_pct}")
     candidates = range(spec.num_hidden_layers)
     return min(candidates, key=lambda n: (abs(100 * sparsity(spec, n) - target_pct), n))
+
+
+def layer_count(target: Any) -> int | None:
+    """``k`` of a layer-count target (its label ``"n8"`` or the rule parameter ``{"layers": 8}``); None for a
+    sparsity target (a fraction of all parameters). Anything else raises ValueError saying what is allowed."""
+    if isinstance(target, Mapping):
+        k = target.get("layers")
+        if set(target) != {"layers"} or isinstance(k, bool) or not isinstance(k, int):
+            raise ValueError(f"layer-count target {dict(target)!r} is not allowed; allowed: {{'layers': k}} with an "
+                             f"integer k >= 1")
+        return k
+    if isinstance(target, str):
+        if not re.fullmatch(LAYER_TARGET_RE, target):
+            raise ValueError(f"target {target!r} is not allowed; allowed: a fraction in (0, 1) or n<k>, k >= 1 "
+                             f"layers removed (n8)")
+        return int(target[1:])
+    if isinstance(target, bool) or not isinstance(target, (int, float)):
+        raise ValueError(f"target {target!r} is not allowed; allowed: a fraction in (0, 1) or n<k>, k >= 1 "
+                         f"layers removed (n8)")
+    return None
+
+
+def layer_count_error(spec: ArchSpec, k: int) -> str | None:
+    """Why removing ``k`` layers of ``spec`` is not a target (None when 1 <= k < L): at least one layer must
+    go and one must stay."""
+    n_layers = spec.num_hidden_layers
+    if 1 <= k < n_layers:
+        return None
+    return (f"removes {k} of the model's {n_layers} layers; allowed: n1..n{n_layers - 1} "
+            f"(at least one layer removed, at least one kept)")
+
+
+def removed_for(spec: ArchSpec, target: Any) -> int:
+    """Layers removed for ``target``: ``k`` for a layer-count target (``"n8"``, ``{"layers": 8}``; ValueError
+    unless 1 <= k < L), else the Table 3 rule for a fraction of all parameters (:func:`removed_for_target`;
+    0 when it removes no layer)."""
+    k = layer_count(target)
+    if k is None:
+        return removed_for_target(spec, 100.0 * float(target))
+    why = layer_count_error(spec, k)
+    if why:
+        raise ValueError(f"layer-count target n{k} {why}")
+    return k
+
+
+def compression_ratio(n_layers: int, kept_layers: int, quant_factor: float = 1.0) -> float:
+    """MKA's compression ratio ``CR = (L − L_kept / Q) / L`` as a fraction.
+
+    Definition of Liu et al., "Pruning via Merging: Compressing LLMs via Manifold Alignment Based Layer
+    Merging" (MKA, 2024), footnote 3: ``L`` the dense model's decoder layers, ``L_kept`` the layers retained,
+    ``Q`` the quantization factor (the bit width of the weights relative to 16-bit: ``Q = 4`` for int4,
+    ``Q = 1`` without quantization). Embeddings and the LM head are ignored, so unlike :func:`sparsity` it
+    depends on the layer counts only: removing 13 of 32 layers is CR = 13/32 = 40.625 %, and keeping 18 of
+    32 layers in int4 is (32 − 18/4)/32 = 85.9375 %.
+    """
+    if isinstance(n_layers, bool) or int(n_layers) != n_layers or n_layers < 1:
+        raise ValueError(f"n_layers={n_layers!r}: allowed: an integer >= 1")
+    if isinstance(kept_layers, bool) or int(kept_layers) != kept_layers or not 0 <= kept_layers <= n_layers:
+        raise ValueError(f"kept_layers={kept_layers!r}: allowed: an integer in [0, {n_layers}]")
+    if not quant_factor >= 1:
+        raise ValueError(f"quant_factor={quant_factor!r}: allowed: a number >= 1 (1 = not quantized, 4 = int4)")
+    return (n_layers - kept_layers / quant_factor) / n_layers
 
 
 def specs_from_config(models: Mapping[str, Mapping[str, Any]]) -> dict[str, ArchSpec]:

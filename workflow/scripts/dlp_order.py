@@ -2,11 +2,14 @@
 from layerpuzzle.data.calibration import load_calibration
 from layerpuzzle.jobs import run_job
 from layerpuzzle.methods.dlp.pipeline import calibration_metadata, compute_order, save_order
+from layerpuzzle.models.checkpoint import check_target
 from layerpuzzle.models.sources import load_model
 
 
 def main(job):
     p = job.params
+    for target in p.get("fractions", []):  # SLEB's greedy order serves every target: check them before loading
+        check_target(job.input.model, target)
     model, _ = load_model(job.input.model, dtype=p.dtype, device=p.device)
     has_calib = "calib" in job.input.keys()
     result = compute_order(

@@ -1,8 +1,11 @@
 """One ``metrics.json`` record per evaluated checkpoint (the input of every results table).
 
 Keys: model, checkpoint, method, variant, target_pct, removed_layers,
-sparsity_pct (from the checkpoint's ``pruning.json``; Dense has none), tasks
-(task -> flat lm-eval result) and perplexity (corpus -> PPL result).
+sparsity_pct, dense_layers (from the checkpoint's ``pruning.json``; Dense has none,
+its layers come from its ``config.json``), target_layers (k of a layer-count
+target ``n<k>``, whose target_pct is null), tasks (task -> flat lm-eval result)
+and perplexity (corpus -> PPL result). ``removed_layers`` and ``dense_layers``
+give MKA's compression ratio (:func:`layerpuzzle.sparsity.compression_ratio`).
 """
 
 from __future__ import annotations
@@ -16,9 +19,15 @@ def pruning_info(ckpt_dir: str | Path) -> dict[str, Any]:
     """What a method wrote about its checkpoint (``pruning.json``); the dense model has none."""
     path = Path(ckpt_dir) / "pruning.json"
     if not path.is_file():
-        return {"method": "Dense", "variant": "", "target_pct": 0, "removed_layers": 0, "sparsity_pct": 0.0}
+        config = Path(ckpt_dir) / "config.json"
+        layers = json.loads(config.read_text()).get("num_hidden_layers") if config.is_file() else None
+        return {"method": "Dense", "variant": "", "target_pct": 0, "removed_layers": 0, "sparsity_pct": 0.0,
+                "dense_layers": layers}
     info = json.loads(path.read_text())
-    return {k: info.get(k) for k in ("method", "variant", "target_pct", "removed_layers", "sparsity_pct")}
+    out = {k: info.get(k) for k in ("method", "variant", "target_pct", "removed_layers", "sparsity_pct", "dense_layers")}
+    if info.get("target_layers") is not None:
+        out["target_layers"] = info["target_layers"]
+    return out
 
 
 def collect_metrics(model: str, ckpt: str, ckpt_dir: str | Path, ppl_files: Sequence[str],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence, Union
 
 from ..atomic import atomic_dir
 
@@ -69,23 +69,54 @@ def target_pct(target_fraction: float) -> float | int:
     return int(pct) if pct.is_integer() else pct
 
 
-def layers_to_remove(dense_config, target_fraction: float) -> int:
-    """Layers a method removes for a sparsity target: the Table 3 rule (docs/sparsity.md), nearest sparsity."""
-    from ..sparsity import ArchSpec, removed_for_target, sparsity
+# A target as the layer methods' jobs receive it (rule param ``target``, layerpuzzle.config.target_param): a
+# fraction of all parameters (``sp30`` -> 0.3), or ``{"layers": k}`` for a layer-count target (``n8``).
+Target = Union[float, Mapping[str, int]]
+
+
+def layers_to_remove(dense_config, target: Target) -> int:
+    """Layers a method removes for ``target``: ``k`` for a layer-count target ``{"layers": k}`` (1 <= k < L),
+    else the Table 3 rule for a sparsity fraction (docs/sparsity.md), nearest sparsity."""
+    from ..sparsity import ArchSpec, layer_count, removed_for, sparsity
 
     spec = ArchSpec.from_hf_config(dense_config)
-    n = removed_for_target(spec, 100.0 * float(target_fraction))
+    if layer_count(target) is not None:
+        try:
+            return removed_for(spec, target)
+        except ValueError as exc:
+            raise ValueError(f"{exc}. Fix run.targets or the variant's targets.") from None
+    n = removed_for(spec, target)
     if n == 0:
         one = sparsity(spec, 1)
-        raise ValueError(f"sparsity target {float(target_fraction)!r} removes no layer of this model "
+        raise ValueError(f"sparsity target {float(target)!r} removes no layer of this model "
                          f"({spec.num_hidden_layers} layers, one layer = {100 * one:.2f} % of the parameters); "
                          f"allowed: a target above {one / 2:.6g} (half a layer). Fix run.targets or the variant's targets.")
     return n
 
 
+def check_target(model_dir: str | Path, target: Target) -> int:
+    """:func:`layers_to_remove` from the ``config.json`` in ``model_dir``: a job calls it before loading any
+    weights, so a target the model cannot take fails in seconds (models whose shape the config does not fix)."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    return layers_to_remove(config, target)
+
+
+def target_fields(target: Target) -> dict[str, Any]:
+    """What ``pruning.json`` records about the requested target: ``target_fraction`` and ``target_pct`` for a
+    sparsity target; for a layer-count target both null and ``target_layers`` = k (the sparsity those k
+    layers give is ``sparsity_pct``)."""
+    from ..sparsity import layer_count
+
+    k = layer_count(target)
+    if k is not None:
+        return {"target_fraction": None, "target_pct": None, "target_layers": k}
+    return {"target_fraction": float(target), "target_pct": _target_pct(target)}
+
+
 def pruning_record(dense_config, *, method: str, variant: str, params: dict[str, Any],
-                   target_fraction: float, removed_layers: int) -> dict[str, Any]:
-    """``pruning.json``: what the results table needs to label a checkpoint's row."""
+                   target_fraction: Target, removed_layers: int) -> dict[str, Any]:
+    """``pruning.json``: what the results table needs to label a checkpoint's row (``target_fraction``: the
+    target as the job received it, a fraction or ``{"layers": k}``)."""
     from ..sparsity import ArchSpec, sparsity
 
     spec = ArchSpec.from_hf_config(dense_config)
@@ -93,8 +124,7 @@ def pruning_record(dense_config, *, method: str, variant: str, params: dict[str,
         "method": method,
         "variant": variant,
         "params": params,
-        "target_fraction": float(target_fraction),
-        "target_pct": target_pct(target_fraction),
+        **target_fields(target_fraction),
         "removed_layers": int(removed_layers),
         "sparsity_pct": round(100 * sparsity(spec, removed_layers), 4),
         "dense_layers": spec.num_hidden_layers,
@@ -102,7 +132,7 @@ def pruning_record(dense_config, *, method: str, variant: str, params: dict[str,
 
 
 def save_pruned(model, tokenizer, out_dir: str | Path, *, dense_config, base_model: str, method: str,
-                variant: str, params: dict[str, Any], target_fraction: float,
+                variant: str, params: dict[str, Any], target_fraction: Target,
                 layer_groups: Sequence[Sequence[int]], summary: str, notes: Sequence[str] = (),
                 extra_json: dict[str, Any] | None = None, write_extra=None) -> Path:
     """Write a pruned/merged checkpoint with its ``pruning.json``, ``layer_map.json`` and model card.
@@ -116,10 +146,11 @@ def save_pruned(model, tokenizer, out_dir: str | Path, *, dense_config, base_mod
     record = pruning_record(dense_config, method=method, variant=variant, params=params,
                             target_fraction=target_fraction, removed_layers=removed)
     lmap = layer_map_from_groups(layer_groups)
+    target_key = "target_fraction" if record["target_fraction"] is not None else "target_layers"
     card = model_card(
         title=f"{base_model} — {method}{f' ({variant})' if variant else ''}, {record['removed_layers']} layers removed "
               f"({record['sparsity_pct']:.2f}% of parameters)",
-        method=method, model=base_model, summary=summary, params={**params, "target_fraction": target_fraction},
+        method=method, model=base_model, summary=summary, params={**params, target_key: record[target_key]},
         layer_map=lmap, notes=notes)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:

@@ -137,10 +137,18 @@ def result_row(record: Mapping[str, Any], dense: Mapping[str, Any] | None) -> di
         "Note": "; ".join(notes),
         **noise_cells(record, dense),
         "#Removed": int(record.get("removed_layers") or 0),
-        "Target (%)": _percent(record.get("target_pct") or 0),
+        "Target (%)": _target_cell(record),
         "Base method": record["method"],
         "_variant": record.get("variant") or "",
     }
+
+
+def _target_cell(record: Mapping[str, Any]) -> float | int:
+    """``Target (%)``: the sparsity target in percent; for a layer-count target (``n<k>``: target_pct null,
+    target_layers k) the sparsity its k layers give, so the row joins the paper at that sparsity."""
+    if record.get("target_pct") is None and record.get("target_layers") is not None:
+        return _percent(round(float(record.get("sparsity_pct") or 0), 2))
+    return _percent(record.get("target_pct") or 0)
 
 
 def _percent(value: float) -> float | int:

@@ -101,6 +101,6 @@ def save_merge_checkpoint(result: MergeResult, tokenizer, out_dir: str | Path, *
     )
 
 
-def removed_layers(dense_config, target_fraction: float) -> int:
-    """Layers to remove for a target (Table 3 rule)."""
+def removed_layers(dense_config, target_fraction) -> int:
+    """Layers to remove for a target (Table 3 rule for a fraction; k for ``{"layers": k}``)."""
     return layers_to_remove(dense_config, target_fraction)

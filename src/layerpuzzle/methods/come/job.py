@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...data.calibration import load_calibration
+from ...models.checkpoint import check_target
 from ...models.sources import load_model
 from .artifacts import removed_layers, save_merge_checkpoint
 from .come_p import ComePSettings, come_p
@@ -25,6 +26,7 @@ def build_checkpoint(key: str, *, model_dir: str | Path, calib_path: str | Path,
 
     Returns the facts for the provenance record (layer forwards, merges, timing).
     """
+    check_target(model_dir, target_fraction)  # before loading: a target the model cannot take fails at once
     model, tokenizer = load_model(model_dir, dtype=dtype, device=device)
     dense_config = copy.deepcopy(model.config)
     input_ids = load_calibration(calib_path)

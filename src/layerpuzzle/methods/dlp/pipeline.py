@@ -23,7 +23,7 @@ import torch
 from ...data.calibration import calibration_info
 from ...engine.runner import LayerwiseRunner
 from ...models import architecture as arch
-from ...models.checkpoint import layers_to_remove, save_pruned
+from ...models.checkpoint import Target, layers_to_remove, save_pruned
 from .magnitude import magnitude_order
 from .order_io import write_frame, write_order
 from .removal import RemovalOrder, remove_layers
@@ -67,8 +67,9 @@ def is_substitute(meta: dict[str, str]) -> bool:
     return str(meta.get("source_substitute", "")).lower() == "true"
 
 
-def steps_needed(dense_config, fractions: Sequence[float]) -> int:
-    """Layers removed at the largest of ``fractions`` (Table 3 rule): the length a greedy order needs."""
+def steps_needed(dense_config, fractions: Sequence[Target]) -> int:
+    """Layers removed at the largest of ``fractions`` (Table 3 rule; ``{"layers": k}`` removes k): the length a
+    greedy order needs."""
     return max(layers_to_remove(dense_config, f) for f in fractions)
 
 
@@ -149,9 +150,10 @@ def variant_display(label: str, order: RemovalOrder) -> str:
     return ", ".join(parts)
 
 
-def checkpoint_from_order(model, tokenizer, order: RemovalOrder, out_dir: str | Path, *, target_fraction: float,
+def checkpoint_from_order(model, tokenizer, order: RemovalOrder, out_dir: str | Path, *, target_fraction: Target,
                           base_model: str, label: str = "", params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Remove the first n layers of ``order`` (n by the Table 3 rule) and save the pruned checkpoint."""
+    """Remove the first n layers of ``order`` (n by the Table 3 rule, or k of ``{"layers": k}``) and save the
+    pruned checkpoint."""
     n = layers_to_remove(model.config, target_fraction)
     removed = order.first(n)
     model, dense_config, groups = remove_layers(model, removed)

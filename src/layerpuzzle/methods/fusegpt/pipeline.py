@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from ...data.calibration import load_calibration
-from ...models.checkpoint import layers_to_remove, save_pruned
+from ...models.checkpoint import check_target, layers_to_remove, save_pruned
 from ...models.sources import load_model
 from .fuse_linear import CoefInit
 from .fusion_loop import fusegpt_prune
@@ -30,6 +30,7 @@ def run_fusegpt(model_dir: str, calib_path: str, out_dir: str, *, model_name: st
                 variant: dict[str, Any], calibration: dict[str, Any], batch_size: int, offload_states: bool = False,
                 group_size: int = 8, coef_rank: int = 128, lora_rank: int = 128, seed: int = 10,
                 dtype: str = "auto", device: str = "auto") -> dict[str, Any]:
+    check_target(model_dir, target_fraction)  # before loading: a target the model cannot take fails at once
     model, tok = load_model(model_dir, dtype=dtype, device=device)
     dense_config = copy.deepcopy(model.config)
     ids = load_calibration(calib_path)

@@ -6,7 +6,7 @@ import copy
 import logging
 from typing import Any
 
-from ...models.checkpoint import layers_to_remove, save_pruned
+from ...models.checkpoint import check_target, layers_to_remove, save_pruned
 from ...models.sources import load_model, torch_dtype
 from .collapse import CollapseParams, layer_collapse
 from .. import registry
@@ -35,6 +35,7 @@ def search_settings(search: dict[str, Any], variant: dict[str, Any]) -> dict[str
 
 def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: float, variant: dict[str, Any],
              search: dict[str, Any], sentences: list[str], dtype: str = "auto", device: str = "auto") -> dict[str, Any]:
+    check_target(model_dir, target_fraction)  # before loading: a target the model cannot take fails at once
     kind = variant["variant"]
     search = search_settings(search, variant)
     params = CollapseParams(**search)

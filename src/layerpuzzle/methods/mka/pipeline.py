@@ -11,7 +11,7 @@ import pandas as pd
 
 from ...atomic import atomic_file
 from ...data.text_sources import resolve_mirror
-from ...models.checkpoint import layers_to_remove, save_pruned
+from ...models.checkpoint import check_target, layers_to_remove, save_pruned
 from ...models.sources import load_model
 from .fusion import merge_last_layers
 from .npib import npib_frame, npib_from_frame
@@ -67,6 +67,7 @@ NOTES = {
 
 def run_mka(model_dir: str, npib_path: str, out_dir: str, *, model_name: str, target_fraction: float,
             variant: dict[str, Any], beta: float = 1.0, dtype: str = "auto", device: str = "auto") -> dict[str, Any]:
+    check_target(model_dir, target_fraction)  # before loading: a target the model cannot take fails at once
     model, tok = load_model(model_dir, dtype=dtype, device=device)
     dense_config = copy.deepcopy(model.config)
     S = npib_from_frame(pd.read_parquet(npib_path))
