@@ -69,5 +69,5 @@ def test_sbi_span_is_optional_and_checked():
            "qk_norm": "mean"}
     assert "sbi_span" not in resolve_settings("come", cfg, "m", {})  # existing runs keep their settings
     assert resolve_settings("come", cfg, "m", {"sbi_span": "released"})["sbi_span"] == "released"
-    with pytest.raises(ValueError, match="sbi_span='last' is not allowed; allowed: merged, released"):
+    with pytest.raises(ValueError, match="`sbi_span`: value 'last' is not allowed; allowed: merged, released"):
         ComeSettings(sbi_span="last").check()

@@ -110,7 +110,7 @@ def target_fields(target: Target) -> dict[str, Any]:
     k = layer_count(target)
     if k is not None:
         return {"target_fraction": None, "target_pct": None, "target_layers": k}
-    return {"target_fraction": float(target), "target_pct": _target_pct(target)}
+    return {"target_fraction": float(target), "target_pct": target_pct(target)}
 
 
 def pruning_record(dense_config, *, method: str, variant: str, params: dict[str, Any],
