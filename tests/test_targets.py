@@ -197,15 +197,25 @@ def test_malformed_layer_counts_are_rejected_by_the_schema(value):
         validate_config(c, SCHEMA)
 
 
-def test_every_method_accepts_layer_counts_in_its_variants():
+def test_every_layer_method_accepts_layer_counts_in_its_variants():
+    """Every method that removes layers takes n<k>; the width-pruning methods (LLM-Pruner, SliceGPT) refuse it."""
     from layerpuzzle.methods import registry
 
     required = {"mka": {"fusion": "described", "kernel": "described"}, "laco": {"variant": "described"},
                 "fusegpt_mif": {"variant": "released"}}  # variant keys without a default
+    width = [k for k in registry.keys() if registry.entry(k).checkpoint == "uneven width"]
+    assert width == ["llm_pruner", "slicegpt"]
     c = default()
     for key in registry.keys():
-        c.setdefault("methods", {}).setdefault(key, {})["variants"] = [{"targets": ["n8", 0.3], **required.get(key, {})}]
+        if key not in width:
+            c.setdefault("methods", {}).setdefault(key, {})["variants"] = [
+                {"targets": ["n8", 0.3], **required.get(key, {})}]
     validate_config(c, SCHEMA)
+    for key in width:
+        c = default()
+        c.setdefault("methods", {})[key] = {"variants": [{"targets": ["n8"]}]}
+        with pytest.raises(ConfigError, match=rf"`methods.{key}.variants\[0\].targets\[0\]`: value 'n8'"):
+            validate_config(c, SCHEMA)
 
 
 # ---------------------------------------------------------------- the plan
