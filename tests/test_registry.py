@@ -155,3 +155,36 @@ def test_a_toy_method_appears_in_all_tables_and_the_results_table(tmp_path, mirr
     res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(env_snakefile), "-d", str(work),
                           "--configfile", str(cfg), "-n", "all_tables"], capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and "unregistered methods: toy" in res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_no_scheduled_job_depends_on_the_order_of_the_method_rule_files(tmp_path):
+    """The Snakefile includes the registry's rule files; including them in reverse order schedules exactly the
+    same jobs (outputs) for the tiny config with every method enabled."""
+    import re
+
+    tree = tmp_path / "repo"
+    tree.mkdir()
+    for name in ("Snakefile", "rules", "config", "src", "workflow", "envs", "report", "resources"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(src, tree / name)
+    cfg = tiny_config(tmp_path, enable=tuple(registry.keys()))
+
+    def scheduled(snakefile):
+        res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(tmp_path / "w"),
+                              "--configfile", str(cfg), "-n", "-p", "all_tables"], capture_output=True, text=True,
+                             timeout=900, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+        assert res.returncode == 0, res.stderr[-4000:]
+        text = res.stdout + res.stderr
+        return sorted(re.findall(r"^\s+output: (.+)$", text, re.M)), sorted(re.findall(r"^rule (\w+):", text, re.M))
+
+    forward = scheduled(tree / "Snakefile")
+    snakefile = (tree / "Snakefile").read_text()
+    assert "for _rule_file in METHOD_RULE_FILES:" in snakefile
+    (tree / "Snakefile").write_text(snakefile.replace("for _rule_file in METHOD_RULE_FILES:",
+                                                      "for _rule_file in reversed(METHOD_RULE_FILES):"))
+    backward = scheduled(tree / "Snakefile")
+    assert len(forward[0]) > 50 and forward == backward
