@@ -226,9 +226,6 @@ class Plan:
                 return False
         return True
 
-    def enabled(self, key: str) -> bool:
-        return bool(self.method_cfg(key).get("enabled", False)) and self.requirements_met(key)
-
     def runs_on(self, key: str, model: str) -> bool:
         """False when method ``key`` has a ``models`` list (post-training methods) that leaves ``model`` out."""
         allowed = self.method_cfg(key).get("models")
@@ -455,9 +452,6 @@ class Plan:
 
     # ------------------------------------------------------------------ post-training
     POSTTRAIN_FROM_COME = ("come_sp", "come_mp")
-
-    def posttrain_keys(self) -> list[str]:
-        return registry.keys(family="post-training")
 
     def posttrain_enabled(self) -> list[str]:
         return [k for k in self.enabled_methods() if registry.entry(k).family == "post-training"]
