@@ -31,6 +31,7 @@ for _rule_file in METHOD_RULE_FILES:
 
 
 include: "rules/tables.smk"
+include: "rules/laco_analyses.smk"
 include: "rules/audit.smk"
 
 

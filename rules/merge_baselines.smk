@@ -16,7 +16,7 @@ rule laco:
         target=lambda wc: target_param(wc.target),
         variant=variant_params("laco"),
         search=lambda wc: PLAN.laco_search(wc.model, wc.target),
-        sentences=merge_cfg("laco")["sentences"],
+        sentences=lambda wc: PLAN.laco_sentences(wc.model, wc.variant),
         dtype=model_dtype,
         device=model_device(),
         seed=config["seed"],

@@ -393,6 +393,71 @@ class Plan:
         cfg = self.method_cfg("laco")
         return {**cfg["search"], **((cfg["per_model_target"].get(model) or {}).get(target) or {})}
 
+    # ------------------------------------------------------------------ LaCo's sweeps, ablations and analyses
+    def laco_sentences(self, model: str, slug: str) -> list[str]:
+        """The calibration sentences D of a LaCo variant: methods.laco.sentences, or the sentences it draws
+        (sentence_source/count/seed; read from the data mirror when the DAG is built)."""
+        from .data.text_sources import resolve_mirror
+        from .methods.laco.pipeline import variant_sentences
+
+        settings = self.variant("laco", slug, model).settings
+        sentences = list(self.method_cfg("laco")["sentences"])
+        if settings.get("sentence_source", "notebook") == "notebook":
+            return sentences
+        return variant_sentences(settings, sentences, resolve_mirror(self.config["data"]["mirror"]))
+
+    def laco_ablation_models(self) -> list[str]:
+        return list(self.method_cfg("laco")["ablations"]["models"] or self.run_models)
+
+    def laco_layers(self, model: str) -> int | None:
+        """The model's number of layers when the config fixes its shape (else None: known once prepared)."""
+        arch = known_architecture(self.config["models"].get(model) or {})
+        return None if arch is None else arch.num_hidden_layers
+
+    def laco_grid_points(self, stem: str) -> list[tuple[str, str, str]]:
+        """[(model, setting label, checkpoint id)] of one LaCo ablation table or of the ratio sweep."""
+        from .methods.laco.grids import RATIO_STEM, grid_points, ratio_points
+
+        abl = self.method_cfg("laco")["ablations"]
+        out = []
+        for m in self.laco_ablation_models():
+            if stem == RATIO_STEM:
+                for t, settings in ratio_points(abl):
+                    out.append((m, f"{100 * t:g}", f"laco/{target_label(t)}/{self.variant_path('laco', settings, m)}"))
+                continue
+            by_model = abl.get("rule_plan_by_model") or {}
+            cfg = {**abl, "rule_plan": by_model[m], "rule_plan_layers": None} if m in by_model else abl
+            n = None if m in by_model else self.laco_layers(m)
+            label = target_label(abl["target"])
+            for name, settings in grid_points(stem, cfg, n):
+                out.append((m, name, f"laco/{label}/{self.variant_path('laco', settings, m)}"))
+        return out
+
+    def laco_ablation_stems(self) -> list[str]:
+        from .methods.laco.grids import GRID_TABLES
+
+        return list(GRID_TABLES)
+
+    def laco_distance_checkpoints(self, model: str) -> list[str]:
+        """LaCo Table 14: the enabled LaCo variants at ``ablations.distance_targets``."""
+        targets = self.method_cfg("laco")["ablations"]["distance_targets"]
+        return [f"laco/{target_label(t)}/{v.slug}" for v in self.variants("laco", model) for t in targets]
+
+    @staticmethod
+    def laco_distance_path(model: str, ckpt: str) -> str:
+        return f"results/{model}/analyses/laco_distances/{ckpt}.json"
+
+    def laco_distance_inputs(self) -> list[str]:
+        return [self.laco_distance_path(m, c) for m in self.laco_ablation_models()
+                for c in self.laco_distance_checkpoints(m)]
+
+    @staticmethod
+    def laco_figure_files(model: str) -> dict[str, str]:
+        d = f"{FIGURES}/{model}/laco"
+        return {"fig4_png": f"{d}/fig4_weight_distances.png", "fig4_csv": f"{d}/fig4_weight_distances.csv",
+                "fig5a_png": f"{d}/fig5a_adjacent_cosine.png", "fig5a_csv": f"{d}/fig5a_adjacent_cosine.csv",
+                "fig5b_png": f"{d}/fig5b_merged_cosine.png", "fig5b_csv": f"{d}/fig5b_merged_cosine.csv"}
+
     def mka_kernels(self) -> list[str]:
         """The NPIB kernels of the enabled MKA variants (one similarity matrix each)."""
         return sorted({v["kernel"] for v in self.enabled_variants("mka")})

@@ -48,6 +48,9 @@ from .rdsc import Variant, rdsc_merge
 from .similarity import SentenceProbe
 
 LAYER_BOUNDS = ("literal", "one_based")
+# How a group becomes one layer: RDSC (LaCo Eq. 1) or, for LaCo Table 15's "drop" (m = 1 ablation), the base
+# layer alone (the layers above it are removed, nothing is merged into it).
+MERGE_MODES = ("rdsc", "drop")
 
 @dataclass(frozen=True)
 class CollapseParams:
@@ -86,7 +89,7 @@ class CollapseParams:
 @dataclass
 class CollapseResult:
     groups: list[list[int]]          # original layers each kept layer stands for
-    threshold_used: float
+    threshold_used: float | None  # None for a fixed plan (no search)
     passes: int
     removed: int
     target_removed: int | None
@@ -109,8 +112,16 @@ class _Stack:
         return [(m, g[0]) for m, g in zip(self.layers, self.groups)]
 
 
+def collapse_group(layers: Sequence[nn.Module], variant: Variant = "described", merge: str = "rdsc") -> nn.Module:
+    """One layer standing for ``layers``: :func:`.rdsc.rdsc_merge` (``rdsc``) or a copy of the base (``drop``)."""
+    if merge not in MERGE_MODES:
+        raise ValueError(f"LaCo variant key `merge`: value {merge!r} is not allowed; allowed: {', '.join(MERGE_MODES)}")
+    return rdsc_merge(layers if merge == "rdsc" else layers[:1], variant)
+
+
 def _search_pass(probe: SentenceProbe, dense: _Stack, reference, params: CollapseParams, threshold: float,
-                 variant: Variant, target: int | None, pass_no: int, log: list[dict]) -> tuple[_Stack, float | None]:
+                 variant: Variant, target: int | None, pass_no: int, log: list[dict],
+                 merge: str = "rdsc") -> tuple[_Stack, float | None]:
     """One notebook pass at ``threshold``; returns the stack and the best rejected similarity."""
     stack = _Stack(list(dense.layers), [list(g) for g in dense.groups])
     inputs = probe.layer_inputs(stack.entries())
@@ -131,7 +142,7 @@ def _search_pass(probe: SentenceProbe, dense: _Stack, reference, params: Collaps
             # the notebook merges nothing here: the copy equals the current model, sim = 1 > T
             accepted, sim, merged = True, 1.0, None
         else:
-            merged = rdsc_merge(stack.layers[lay:lay + m + 1], variant)
+            merged = collapse_group(stack.layers[lay:lay + m + 1], variant, merge)
             cand = _Stack(stack.layers[:lay] + [merged] + stack.layers[lay + m + 1:],
                           stack.groups[:lay] + [sorted(sum(stack.groups[lay:lay + m + 1], []))]
                           + stack.groups[lay + m + 1:])
@@ -161,11 +172,14 @@ def next_threshold(threshold: float, best_rejected: float, step: float) -> float
 
 @torch.no_grad()
 def layer_collapse(model, tokenizer, sentences: Sequence[str], params: CollapseParams, *,
-                   variant: Variant = "described", target_removed: int | None = None, device=None) -> CollapseResult:
+                   variant: Variant = "described", target_removed: int | None = None, merge: str = "rdsc",
+                   device=None) -> CollapseResult:
     """Run the LaCo search on ``model`` and install the result in it (in place).
 
-    ``target_removed`` is used only with ``params.stop_at_target``.
+    ``target_removed`` is used only with ``params.stop_at_target``; ``merge`` is ``rdsc`` (Eq. 1) or ``drop``.
     """
+    if merge not in MERGE_MODES:
+        raise ValueError(f"LaCo variant key `merge`: value {merge!r} is not allowed; allowed: {', '.join(MERGE_MODES)}")
     arch.check_supported(model)
     target = target_removed if params.stop_at_target else None
     if params.stop_at_target and target_removed is None:
@@ -178,7 +192,8 @@ def layer_collapse(model, tokenizer, sentences: Sequence[str], params: CollapseP
     threshold, passes = float(params.threshold), 0
     while True:
         passes += 1
-        stack, best_rejected = _search_pass(probe, dense, reference, params, threshold, variant, target, passes, log)
+        stack, best_rejected = _search_pass(probe, dense, reference, params, threshold, variant, target, passes, log,
+                                             merge)
         removed = n0 - len(stack.layers)
         if target is None or removed >= target or best_rejected is None:
             break
@@ -190,3 +205,29 @@ def layer_collapse(model, tokenizer, sentences: Sequence[str], params: CollapseP
         target_removed=target_removed, shortfall=max(0, (target or 0) - removed),
         candidates=log, layer_forwards=probe.layer_forwards,
     )
+
+
+@torch.no_grad()
+def fixed_collapse(model, tokenizer, sentences: Sequence[str], groups: Sequence[Sequence[int]], *,
+                   variant: Variant = "described", merge: str = "rdsc", device=None) -> CollapseResult:
+    """Collapse the given 0-based ``groups`` (a fixed merge plan, LaCo Table 16's rule-based row) without a
+    search, install the result in ``model`` and record the final-state similarity to the dense model on
+    ``sentences`` (the criterion LaCo's search thresholds, reported, never used)."""
+    arch.check_supported(model)
+    n0 = arch.num_layers(model)
+    flat = [i for g in groups for i in g]
+    if flat != list(range(n0)):
+        raise ValueError(f"groups {list(map(list, groups))} do not cover layers 0..{n0 - 1} once, in order")
+    probe = SentenceProbe(model, tokenizer, sentences, device=device)
+    dense = _Stack(list(arch.layers(model)), [[i] for i in range(n0)])
+    reference = probe.outputs(dense.entries())
+    stack = _Stack([collapse_group([dense.layers[i] for i in g], variant, merge) if len(g) > 1 else dense.layers[g[0]]
+                    for g in groups], [list(g) for g in groups])
+    sim = probe.similarity(reference, probe.outputs(stack.entries()))
+    types = getattr(model.config, "layer_types", None)
+    arch.replace_layers(model, stack.layers, [types[g[0]] for g in stack.groups] if types is not None else None)
+    removed = n0 - len(stack.layers)
+    log = [{"pass": 1, "threshold": None, "merged_original": list(g), "similarity": sim, "accepted": True}
+           for g in groups if len(g) > 1]
+    return CollapseResult(groups=stack.groups, threshold_used=None, passes=0, removed=removed,
+                          target_removed=None, shortfall=0, candidates=log, layer_forwards=probe.layer_forwards)

@@ -8,7 +8,9 @@ from typing import Any
 
 from ...models.checkpoint import check_target, layers_to_remove, save_pruned
 from ...models.sources import load_model, torch_dtype
-from .collapse import CollapseParams, layer_collapse
+from .collapse import CollapseParams, fixed_collapse, layer_collapse
+from .merge_plan import plan_groups
+from .sentences import SOURCE_NOTES, sample_sentences
 from .. import registry
 from ..switches import card_notes
 
@@ -24,7 +26,9 @@ NOTES = {
 
 
 # Variant keys that override the search settings (absent = the `search` / per_model_target value).
-VARIANT_SEARCH_KEYS = ("stop_at_target", "layer_bounds")
+# C, L, H, I, T as variant keys make the ablation grids of LaCo Tables 10, 11, 13 (and the Table 9 ratios).
+VARIANT_SEARCH_KEYS = ("stop_at_target", "layer_bounds", "merge_layers", "lowest_layer", "highest_layer", "interval",
+                       "threshold")
 SEARCH_DTYPES = ("model", "float32")
 
 
@@ -33,9 +37,27 @@ def search_settings(search: dict[str, Any], variant: dict[str, Any]) -> dict[str
     return {**search, **{k: variant[k] for k in VARIANT_SEARCH_KEYS if k in variant}}
 
 
+def variant_sentences(variant: dict[str, Any], sentences: list[str], mirror: str | None) -> list[str]:
+    """The calibration sentences D of a variant: the configured ``sentences`` (source ``notebook``), or
+    ``sentence_count`` sentences of ``sentence_source`` drawn with ``sentence_seed`` (LaCo Tables 12, 17, 18)."""
+    source = variant.get("sentence_source", "notebook")
+    if source == "notebook":
+        return list(sentences)
+    return sample_sentences(source, int(variant.get("sentence_count", 10)), int(variant.get("sentence_seed", 0)),
+                            mirror)
+
+
 def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: float, variant: dict[str, Any],
              search: dict[str, Any], sentences: list[str], dtype: str = "auto", device: str = "auto") -> dict[str, Any]:
+    """``sentences``: the variant's calibration sentences D, already drawn (:func:`variant_sentences`)."""
     check_target(model_dir, target_fraction)  # before loading: a target the model cannot take fails at once
+    if variant.get("plan"):  # a plan that leaves the model fails before the weights load
+        import json
+        from pathlib import Path
+
+        n = json.loads((Path(model_dir) / "config.json").read_text())["num_hidden_layers"]
+        plan_groups(variant["plan"], n, key="methods.laco.variants[].plan")
+    merge = variant.get("merge", "rdsc")
     kind = variant["variant"]
     search = search_settings(search, variant)
     params = CollapseParams(**search)
@@ -48,11 +70,15 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
     save_dtype = torch_dtype(dtype, next(model.parameters()).device)
     dense_config = copy.deepcopy(model.config)
     target = layers_to_remove(dense_config, target_fraction)
-    result = layer_collapse(model, tok, sentences, params, variant=kind, target_removed=target)
+    if variant.get("plan"):
+        groups = plan_groups(variant["plan"], dense_config.num_hidden_layers, key="methods.laco.variants[].plan")
+        result = fixed_collapse(model, tok, sentences, groups, variant=kind, merge=merge)
+    else:
+        result = layer_collapse(model, tok, sentences, params, variant=kind, target_removed=target, merge=merge)
     if model.dtype != save_dtype:
         model.to(save_dtype)
         model.config.dtype = save_dtype
-    log.info("LaCo %s: removed %d (target %d) at T=%.3f after %d pass(es)", kind, result.removed, target,
+    log.info("LaCo %s: removed %d (target %d) at T=%s after %d pass(es)", kind, result.removed, target,
              result.threshold_used, result.passes)
     notes = [NOTES[kind],
              "The search is the notebook loop (lay = H − C; reset when lay ≥ #layers); H and L are the notebook's "
@@ -66,7 +92,19 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
     if search_dtype == "float32":
         notes.append(f"search_dtype float32: merges and similarities computed in fp32 (the notebook loads the "
                      f"model in fp32); the checkpoint is saved in {str(save_dtype).removeprefix('torch.')}.")
-    if params.stop_at_target:
+    if variant.get("plan"):
+        notes = [notes[0], f"Fixed merge plan {variant['plan']} (1-based inclusive ranges; LaCo Table 16's rule-based "
+                           f"row): no search, so C, L, H, I, T and the target are not used; the final-state "
+                           f"similarity to the dense model was {result.candidates[-1]['similarity']:.4f}."
+                 if result.candidates else f"Fixed merge plan {variant['plan']}."]
+    if merge == "drop":
+        notes.append("merge drop (LaCo Table 15): each accepted group keeps only its base layer; the layers above "
+                     "it are removed without merging.")
+    if variant.get("sentence_source", "notebook") != "notebook":
+        src = variant["sentence_source"]
+        notes.append(f"Calibration sentences: {len(sentences)} drawn with seed {variant.get('sentence_seed', 0)} "
+                     f"from {SOURCE_NOTES[src]}.")
+    if params.stop_at_target and not variant.get("plan"):
         notes.append(f"stop_at_target: the search stops after {target} removed layers; T was lowered from "
                      f"{params.threshold} to {result.threshold_used} in steps of {params.threshold_step} "
                      f"({result.passes} pass(es)).")
@@ -76,6 +114,8 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
     save_pruned(
         model, tok, out_dir, dense_config=dense_config, base_model=model_name, method=registry.display_name("laco"), variant=label,
         params={"variant": kind, **search, **({"search_dtype": search_dtype} if "search_dtype" in variant else {}),
+                **{k: variant[k] for k in ("merge", "plan", "sentence_source", "sentence_count", "sentence_seed")
+                   if k in variant},
                 "sentences": sentences}, target_fraction=target_fraction,
         layer_groups=result.groups,
         summary=f"LaCo ({kind}) collapsed groups of up to {params.merge_layers} adjacent layers while the "
