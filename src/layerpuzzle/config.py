@@ -400,6 +400,7 @@ def check_references(config: dict[str, Any]) -> None:
     errors += _target_errors(config, models)
     errors += _layer_range_errors(config, models)
     errors += _task_list_errors(config)
+    errors += _laco_plan_errors(config, models)
     calibs = config["calibration"]
     if config["scores"]["calibration"] not in calibs:
         errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
@@ -415,6 +416,46 @@ def check_references(config: dict[str, Any]) -> None:
                               f"(max_position_embeddings {limit}); allowed: 2..{limit}")
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+
+
+def _laco_plan_errors(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
+    """LaCo merge plans (variants' ``plan``, ``ablations.rule_plan`` / ``rule_plan_by_model``) that overlap themselves
+    or, where the config fixes the model's shape, leave the model (LaCo Table 16; docs/analyses.md)."""
+    from .methods.laco.merge_plan import check_plan, parse_plan, shift_plan
+
+    laco = (config.get("methods") or {}).get("laco") or {}
+    abl = laco.get("ablations") or {}
+    run_models = list(abl.get("models") or config["run"].get("models", []))
+    layers = {m: getattr(known_architecture(models.get(m) or {}), "num_hidden_layers", None) for m in run_models}
+    errors = []
+
+    def check(key: str, text: str, n: int | None) -> None:
+        try:
+            check_plan(text, n, key=key) if n is not None else parse_plan(text, key=key)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    for i, v in enumerate(laco.get("variants") or []):
+        if isinstance(v, dict) and v.get("plan"):
+            for m in config["run"].get("models", []) or [None]:
+                check(f"methods.laco.variants[{i}].plan", v["plan"], layers.get(m) if m else None)
+    by_model = abl.get("rule_plan_by_model") or {}
+    for m, text in by_model.items():
+        if m not in models:
+            errors.append(f"config key `methods.laco.ablations.rule_plan_by_model`: key {m!r} is not a model; "
+                          f"allowed: {', '.join(models)}")
+            continue
+        check(f"methods.laco.ablations.rule_plan_by_model.{m}", text, layers.get(m))
+    if abl.get("rule_plan"):
+        check("methods.laco.ablations.rule_plan", abl["rule_plan"], abl.get("rule_plan_layers"))
+        for m, n in layers.items():
+            if m not in by_model and n is not None and not errors:
+                try:
+                    check_plan(shift_plan(abl["rule_plan"], abl["rule_plan_layers"], n), n,
+                               key="methods.laco.ablations.rule_plan")
+                except ValueError as exc:
+                    errors.append(f"{exc} (moved to model {m!r}'s {n} layers)")
+    return errors
 
 
 def _model_sources(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
@@ -446,9 +487,14 @@ def _target_lists(config: dict[str, Any]) -> list[tuple[str, list[Any]]]:
         for i, variant in enumerate((method or {}).get("variants") or []):
             if isinstance(variant, dict) and variant.get("targets"):
                 lists.append((f"methods.{key}.variants[{i}].targets", list(variant["targets"])))
-        target = ((method or {}).get("ablations") or {}).get("target")
+        abl = (method or {}).get("ablations") or {}
+        target = abl.get("target")
         if target is not None:
             lists.append((f"methods.{key}.ablations.target", [target]))
+        if abl.get("ratios"):  # LaCo Tables 7/25
+            lists.append((f"methods.{key}.ablations.ratios[].target", [r.get("target") for r in abl["ratios"]]))
+        if abl.get("distance_targets"):  # LaCo Table 14
+            lists.append((f"methods.{key}.ablations.distance_targets", list(abl["distance_targets"])))
     return lists
 
 

@@ -57,10 +57,11 @@ def plan_groups(text: str, n_layers: int, *, key: str = "plan") -> list[list[int
 
 def shift_plan(text: str, from_layers: int, to_layers: int) -> str:
     """The plan written for a ``from_layers`` model moved to a ``to_layers`` one with the same offsets from the
-    top (Table 16's 29-32, 21-24, 13-16 of 32 layers → 27-30, 19-22, 11-14 of 30)."""
+    top (Table 16's 29-32, 21-24, 13-16 of 32 layers → 27-30, 19-22, 11-14 of 30); ranges that would fall below
+    the first layer of a shallower model are left out (8 layers: 5-8 only)."""
     d = to_layers - from_layers
-    ranges = parse_plan(text)
-    if ranges[0][0] + d < 1:
-        raise ValueError(f"merge plan {text!r} of a {from_layers}-layer model does not fit {to_layers} layers "
-                         f"with the same offsets from the top")
-    return "+".join(f"{a + d}-{b + d}" for a, b in ranges)
+    kept = [(a + d, b + d) for a, b in parse_plan(text) if a + d >= 1]
+    if not kept:
+        raise ValueError(f"merge plan {text!r} of a {from_layers}-layer model has no range inside {to_layers} layers "
+                         f"at the same offsets from the top")
+    return "+".join(f"{a}-{b}" for a, b in kept)
