@@ -237,3 +237,28 @@ def test_distance_and_figure_jobs_on_a_tiny_model(tmp_path, mirror):
     f5a, f5b = pd.read_csv(out["fig5a_csv"]), pd.read_csv(out["fig5b_csv"])
     assert len(f5a) == 8 and f5a["cosine"].between(-1, 1).all()
     assert info["groups"] == len(f5b) == 5 and list(f5b["start"]) == [0, 1, 2, 3, 4]  # 8 layers: windows in 1-8
+
+
+# ------------------------------------------------------------------ the named targets (dry runs on the tiny config)
+@pytest.mark.slow
+@pytest.mark.parametrize("target, jobs", [
+    ("laco_table07_25_ratios", {"laco": 3, "evaluate_checkpoint": 4, "laco_grid_table": 1}),
+    # 26 grid points: C 1..6, I 1..4, D base + 3, T 4, drop/merge, rule/LaCo, book 3, sizes 5; 18 distinct paths
+    ("laco_ablations", {"laco": None, "laco_grid_table": 8}),
+    ("laco_table14", {"laco": 1, "laco_distances": 1, "laco_table14_table": 1}),
+    ("laco_figures", {"laco_fig4": 1, "laco_fig5": 1}),
+])
+def test_each_target_schedules_its_jobs_on_the_tiny_config(tmp_path, target, jobs):
+    import re
+
+    from workflow_utils import snakemake, tiny_config
+
+    cfg = tiny_config(tmp_path, enable=("laco",))
+    c = yaml.safe_load(cfg.read_text())
+    c["methods"]["laco"]["variants"] = [{"variant": "described"}]
+    cfg.write_text(yaml.safe_dump(c))
+    res = snakemake(tmp_path, cfg, "-n", "--quiet", "rules", "--", target)
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", res.stdout, re.M)}
+    for rule, n in jobs.items():
+        assert rule in counts and (n is None or counts[rule] == n), (rule, counts)
+    assert "all_tables" not in counts and "results_table" not in counts  # extra targets only

@@ -8,7 +8,10 @@ from layerpuzzle.methods.switches import Switch, card_notes, method_switches
 from conftest import REPO
 
 # enums that are data choices, not switches between the paper and a released code
-DATA_KEYS = {"dataset", "sampling", "calib_dataset", "calib_packing", "dtype", "packing", "selection"}
+DATA_KEYS = {"dataset", "sampling", "calib_dataset", "calib_packing", "dtype", "packing", "selection",
+             "sentence_source"}
+# enums that are a paper's own ablation settings (LaCo Table 15: drop vs merge), not paper-vs-released switches
+ABLATION_ENUMS = {"laco": {"merge"}}
 DATA_BLOCKS = {"calibration", "data", "ablations"}
 
 
@@ -27,7 +30,7 @@ def schema_enums(key: str) -> list[tuple[str, str, list, object]]:
                 if "enum" in s and n not in DATA_KEYS:
                     out.append(("model_settings", n, s["enum"], s.get("default")))
     for name, sub in ((props.get("variants") or {}).get("items") or {}).get("properties", {}).items():
-        if "enum" in sub and name not in DATA_KEYS:
+        if "enum" in sub and name not in DATA_KEYS and name not in ABLATION_ENUMS.get(key, ()):
             out.append(("variant", name, sub["enum"], sub.get("default")))
     return out
 
