@@ -262,3 +262,26 @@ def test_each_target_schedules_its_jobs_on_the_tiny_config(tmp_path, target, job
     for rule, n in jobs.items():
         assert rule in counts and (n is None or counts[rule] == n), (rule, counts)
     assert "all_tables" not in counts and "results_table" not in counts  # extra targets only
+
+
+@pytest.mark.slow
+def test_table14_and_figure_targets_build_on_the_tiny_model(tmp_path):
+    """End to end through Snakemake: the rules' scripts write the Table 14 record and table and the figures."""
+    from workflow_utils import snakemake, tiny_config
+
+    cfg = tiny_config(tmp_path, enable=("laco",))
+    c = yaml.safe_load(cfg.read_text())
+    c["methods"]["laco"]["variants"] = [{"variant": "described"}]
+    c["methods"]["laco"]["ablations"] = {"distance_sentences": 8}
+    cfg.write_text(yaml.safe_dump(c))
+    snakemake(tmp_path, cfg, "--cores", "1", "laco_figures", "laco_table14")
+    rec = json.loads((tmp_path / "results/random-llama/analyses/laco_distances/laco/sp30/variant=described.json")
+                     .read_text())
+    assert rec["kl_divergence"] > 0 and 0 < rec["linear_cka"] < 1 and rec["pruned_layers"] < rec["dense_layers"] == 8
+    table = pd.read_csv(tmp_path / "results/tables/laco_table14.csv")
+    assert table.iloc[0]["KL"] == round(rec["kl_divergence"], 4) and table.iloc[0]["KL paper"] == 0.0
+    figs = tmp_path / "results/figures/random-llama/laco"
+    assert len(pd.read_csv(figs / "fig4_weight_distances.csv")) == 5 * 7
+    assert len(pd.read_csv(figs / "fig5a_adjacent_cosine.csv")) == 8 and len(pd.read_csv(figs / "fig5b_merged_cosine.csv")) == 5
+    assert all((figs / f).stat().st_size > 1000 for f in ("fig4_weight_distances.png", "fig5a_adjacent_cosine.png",
+                                                          "fig5b_merged_cosine.png"))
