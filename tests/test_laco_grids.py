@@ -141,6 +141,9 @@ def test_table16_and_table18_paper_matching():
                          load_paper_grid("laco_table18_size", "18"))
     assert math.isnan(df.iloc[0]["BoolQ paper"]) and df.iloc[1]["BoolQ paper"] == 64.07  # only row 1 (10) is known
     assert len(df) == 2 + 4
+    from layerpuzzle.tables.render import markdown_table
+
+    assert "| ours | m | 5 | 22 | 8 |" in markdown_table(df)  # counts print as integers, paper rows leave them empty
 
 
 def test_ratio_table_cells():

@@ -103,6 +103,7 @@ def laco_grid_table(stem: str, factor: str, points: Sequence[tuple[str, str, Map
     df = pd.DataFrame(rows, columns=cols)
     num = [*ABLATION_TASKS.values(), *(f"{h} paper" for h in ABLATION_TASKS.values())]
     df[num] = df[num].astype(float).round(2)
+    df[["Layers", "#Removed"]] = df[["Layers", "#Removed"]].astype("Int64")  # counts print as integers
     return df
 
 
@@ -132,6 +133,7 @@ def laco_ratio_table(points: Sequence[tuple[str, str, Mapping[str, Any]]], dense
     df = pd.DataFrame(rows)
     num = [c for c in df.columns if c not in ("Model", "Note", "Layers", "#Removed", "Layers paper")]
     df[num] = df[num].astype(float).round(2)
+    df[["Layers", "#Removed", "Layers paper"]] = df[["Layers", "#Removed", "Layers paper"]].astype("Int64")
     return df
 
 
