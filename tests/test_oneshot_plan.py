@@ -160,6 +160,19 @@ def test_the_job_checks_the_group_against_config_json_before_loading_weights(tmp
         check_source(tmp_path, "gptq-w4a16-g64")
 
 
+def test_metrics_carry_the_oneshot_block(tmp_path):
+    from layerpuzzle.evaluation.metrics import pruning_info
+
+    block = {"stage": "oneshot", "scheme": "sparsegpt-50", "source": "dense", "kind": "sparsegpt", "zeroed_pct": 50.01}
+    (tmp_path / "pruning.json").write_text(json.dumps({"method": "Dense", "variant": "", "target_pct": 0,
+                                                        "removed_layers": 0, "sparsity_pct": 0.0, "dense_layers": 8,
+                                                        "oneshot": block}))
+    info = pruning_info(tmp_path)
+    assert info["oneshot"] == block and info["method"] == "Dense" and info["removed_layers"] == 0
+    (tmp_path / "pruning.json").write_text(json.dumps({"method": "MKA", "removed_layers": 2}))
+    assert "oneshot" not in pruning_info(tmp_path)  # every other checkpoint's record is unchanged
+
+
 @pytest.mark.slow
 def test_a_bad_scheme_stops_the_dry_run(tmp_path):
     cfg = yaml.safe_load((REPO / "tests" / "configs" / "random_llama.yaml").read_text())

@@ -1,6 +1,6 @@
 """Quantization / sparsification schemes: readable slugs and the llm-compressor recipes they stand for.
 
-A scheme is named by a slug that is also its path component (``results/{model}/quant/{qscheme}/...``),
+A scheme is named by a slug that is also its path component (``results/{model}/pruned/oneshot/{scheme}/{source}``),
 so a slug has exactly one spelling: :func:`parse_scheme` rejects any other spelling of the same scheme
 and says which one to write.
 
