@@ -81,7 +81,6 @@ def test_embedded_default_builds_none_in_all_tables_and_lists_its_extra_target()
     assert plan.oneshot_metrics() == [
         f"results/{SMOL}/eval/dense/oneshot/gptq-w4a16-g64/metrics.json",
         f"results/{SMOL}/eval/dense/oneshot/sparsegpt-50/metrics.json",
-        f"results/{SMOL}/eval/shortgpt/sp30/last_layer_output=raw/oneshot/gptq-w4a16-g64/metrics.json",
     ]
     assert plan.oneshot_calib_path(SMOL) == f"results/{SMOL}/calib/c4en-n8-s10-len512-rw.safetensors"
 
