@@ -21,6 +21,7 @@ include: "rules/models.smk"
 include: "rules/calibration.smk"
 include: "rules/scores.smk"
 include: "rules/evaluate.smk"
+include: "rules/oneshot.smk"
 
 
 # The methods' rule files, from the method registry (layerpuzzle.methods.registry). They depend only on
@@ -49,3 +50,10 @@ rule all_scores:
 rule all_evaluations:
     input:
         PLAN.all_metrics(),
+
+
+# Not in all_tables: the checkpoints of oneshot.build (llm-compressor's GPTQ / AWQ / SmoothQuant /
+# SparseGPT on any checkpoint, docs/quantization.md), built and evaluated.
+rule oneshot_all:
+    input:
+        PLAN.oneshot_metrics(),

@@ -42,6 +42,7 @@ wildcard_constraints:
     dataset="|".join(PERPLEXITY_DATASETS),
     task="|".join(config["evaluation"]["tasks"]),
     ckpt=CKPT_RE,
+    variant=SLUG_RE,  # a method's path component never holds a `/` (post-processing stages extend ids with one)
 
 
 # ------------------------------------------------------------------ wiring helpers

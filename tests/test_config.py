@@ -27,7 +27,7 @@ def test_default_config_is_valid_and_gets_defaults():
         (lambda c: c["run"].__setitem__("targets", [1.2]), "`run.targets[0]`: value 1.2 is not allowed; it must be < 1"),
         (lambda c: c["run"].__setitem__("targets", [0]), "`run.targets[0]`: value 0 is not allowed; it must be > 0"),
         (lambda c: c["calibration"]["come"].__setitem__("n", 0), "`calibration.come.n`: value 0 is not allowed; it must be >= 1"),
-        (lambda c: c["calibration"]["come"].__setitem__("dataset", "imagenet"), "allowed: wikitext2, c4, pg19, mmlu, alpaca"),
+        (lambda c: c["calibration"]["come"].__setitem__("dataset", "imagenet"), "allowed: wikitext2, c4, c4en, pg19, mmlu, alpaca"),
         (lambda c: c["models"].__setitem__("m", {"source": "ftp"}), "`models.m.source`: value 'ftp' is not allowed"),
         (lambda c: c.__setitem__("metods", {}), "unknown key(s) 'metods'"),
     ],

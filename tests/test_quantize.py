@@ -1,7 +1,7 @@
 """Quantization and sparsification through llm-compressor (layerpuzzle.methods.quantize).
 
-The slug and model checks run everywhere; the rest needs the optional extra
-(`pip install -e '.[compress]'`) and is skipped, with the reason, without it.
+The slug and model checks run everywhere; the rest needs llm-compressor
+(a core dependency, `pip install -e '.[test]'`) and is skipped, with the reason, without it.
 """
 import importlib.util
 import json
@@ -17,7 +17,7 @@ from layerpuzzle.models.random_models import build_random_model
 from workflow_utils import REPO
 
 HAS_LLMC = importlib.util.find_spec("llmcompressor") is not None
-needs_llmc = pytest.mark.skipif(not HAS_LLMC, reason="llmcompressor not installed (pip install -e '.[compress]')")
+needs_llmc = pytest.mark.skipif(not HAS_LLMC, reason="llmcompressor not installed (pip install -e '.[test]' installs it)")
 
 SCHEMES = ("gptq-w4a16-g32", "awq-w4a16-g32", "smoothquant-w8a8-a0.8", "sparsegpt-50")
 
@@ -84,7 +84,7 @@ def test_package_imports_without_llmcompressor():
             "except ImportError as e:\n    print('IMPORT-ERROR', e)\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert "IMPORT-ERROR quantization needs llm-compressor: pip install -e '.[compress]'" in res.stdout
+    assert "IMPORT-ERROR quantization needs llm-compressor: pip install -e . installs it" in res.stdout
 
 
 # ---------------------------------------------------------------------------- with llm-compressor

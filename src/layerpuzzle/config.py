@@ -401,6 +401,11 @@ def check_references(config: dict[str, Any]) -> None:
     errors += _layer_range_errors(config, models)
     errors += _task_list_errors(config)
     errors += _laco_plan_errors(config, models)
+    for i, entry in enumerate((config.get("oneshot") or {}).get("build") or []):
+        for j, name in enumerate(entry.get("models") or []):
+            if name not in models:
+                errors.append(f"config key `oneshot.build[{i}].models[{j}]`: value {name!r} is not a model; "
+                              f"allowed: {', '.join(models)}")
     calibs = config["calibration"]
     if config["scores"]["calibration"] not in calibs:
         errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
@@ -408,6 +413,8 @@ def check_references(config: dict[str, Any]) -> None:
     lengths = {f"calibration.{k}.seq_len": v["seq_len"] for k, v in calibs.items()}
     lengths["evaluation.perplexity.seq_len"] = config["evaluation"]["perplexity"]["seq_len"]
     lengths.update(_seq_lens(config.get("methods") or {}, "methods"))  # methods' calibration and training
+    if (config.get("oneshot") or {}).get("calibration"):
+        lengths["oneshot.calibration.seq_len"] = config["oneshot"]["calibration"]["seq_len"]
     for name in config["run"]["models"]:
         limit = max_positions(models.get(name, {}))
         for key, value in lengths.items():

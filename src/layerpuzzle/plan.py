@@ -18,7 +18,11 @@ Every method accepts any valid path component, configured or not
 (:meth:`Plan.variant`), so one checkpoint can be rebuilt by its path.
 
 A checkpoint id is ``dense`` or ``<method key>/<target label>/<path component>``; a target label is
-``sp<percent>`` (a sparsity target, ``sp30``) or ``n<k>`` (k layers removed, ``n8``).
+``sp<percent>`` (a sparsity target, ``sp30``) or ``n<k>`` (k layers removed, ``n8``). A post-processing
+stage (:data:`POST_STAGES`) appends ``/<stage>/<scheme>`` to any such id: ``dense/oneshot/gptq-w4a16-g64``
+is the dense model quantized by llm-compressor's ``oneshot`` (rules/oneshot.smk, docs/quantization.md),
+``mka/n8/default/oneshot/awq-w4a16-g64`` the MKA checkpoint quantized; :meth:`Plan.oneshot_id` builds it,
+:meth:`Plan.split_oneshot` takes it apart.
 """
 
 from __future__ import annotations
@@ -53,8 +57,17 @@ from .methods import registry
 TARGET_RE = TARGET_LABEL_RE
 # a variant's path component
 SLUG_RE = r"[A-Za-z0-9_.=,+-]+"
-# {ckpt}: dense or <method key>/<target label>/<path component>
-CKPT_RE = rf"dense|[A-Za-z0-9_+.-]+/(?:{TARGET_RE})/{SLUG_RE}"
+# a source checkpoint: dense or <method key>/<target label>/<path component>
+BASE_CKPT_RE = rf"dense|[A-Za-z0-9_+.-]+/(?:{TARGET_RE})/{SLUG_RE}"
+# Post-processing stages: each takes any checkpoint id and appends /<stage>/<scheme> (a later `posttrain`
+# stage is added here the same way).
+POST_STAGES = ("oneshot",)
+# a stage's scheme slug (layerpuzzle.methods.quantize.parse_scheme accepts one spelling of each)
+SCHEME_RE = r"[a-z0-9][a-z0-9.-]*"
+# the post-processing suffix of a chain: (/<stage>/<scheme>)*
+POST_RE = rf"(?:/(?:{'|'.join(POST_STAGES)})/{SCHEME_RE})*"
+# {ckpt}: a source checkpoint, then any post-processing stages
+CKPT_RE = rf"(?:{BASE_CKPT_RE}){POST_RE}"
 TABLES = "results/tables"
 FIGURES = "results/figures"
 # keys of a variant that are not settings: never part of its path component
@@ -91,6 +104,9 @@ class Plan:
         if unregistered:
             raise ValueError(f"config/methods has schema fragments of unregistered methods: {', '.join(unregistered)}; "
                              f"add them to layerpuzzle.methods.registry")
+        if "oneshot" in config:  # bad oneshot.build entries are refused before any job is scheduled
+            for m in self.run_models:
+                self.oneshot_builds(m)
 
     # ------------------------------------------------------------------ models
     @staticmethod
@@ -271,6 +287,12 @@ class Plan:
 
     # ------------------------------------------------------------------ checkpoints and evaluations
     def checkpoint_dir(self, model: str, ckpt: str) -> str:
+        """The directory of checkpoint ``ckpt``: the dense model's, ``results/{model}/pruned/{ckpt}`` for a
+        method's, and ``results/{model}/pruned/oneshot/{scheme}/{source}`` for ``{source}/oneshot/{scheme}``
+        (not ``pruned/{ckpt}``: that would lie inside the source's directory, an output of another job)."""
+        split = self.split_oneshot(ckpt)
+        if split is not None:
+            return f"results/{model}/pruned/{self.ONESHOT}/{split[1]}/{split[0]}"
         return self.model_dir(model) if ckpt == "dense" else f"results/{model}/pruned/{ckpt}"
 
     @staticmethod
@@ -280,6 +302,104 @@ class Plan:
     def all_metrics(self) -> list[str]:
         return [self.metrics_path(m, c) for m in self.run_models for c in self.checkpoints_of(m)]
 
+    # ------------------------------------------------------------------ post-processing: oneshot (rules/oneshot.smk)
+    ONESHOT = "oneshot"
+
+    @staticmethod
+    def oneshot_id(source: str, scheme: str) -> str:
+        """The id of checkpoint ``source`` (``dense`` or any checkpoint id) compressed by ``scheme``:
+        ``{source}/oneshot/{scheme}``; it lives at :meth:`checkpoint_dir` and is evaluated at
+        ``results/{model}/eval/{id}/metrics.json``."""
+        return f"{source}/{Plan.ONESHOT}/{scheme}"
+
+    @staticmethod
+    def split_oneshot(ckpt: str) -> tuple[str, str] | None:
+        """``(source, scheme)`` of a checkpoint id whose last stage is oneshot, else None."""
+        source, sep, scheme = ckpt.rpartition(f"/{Plan.ONESHOT}/")
+        if not sep or not source or not scheme or "/" in scheme:
+            return None
+        return source, scheme
+
+    @staticmethod
+    def root_checkpoint(ckpt: str) -> str:
+        """The checkpoint a chain of post-processing stages starts from (``dense`` or a method's id)."""
+        parts = ckpt.split("/")
+        while len(parts) >= 3 and parts[-2] in POST_STAGES:
+            parts = parts[:-2]
+        return "/".join(parts)
+
+    def oneshot_calibration(self) -> CalibrationSpec:
+        """The calibration set every oneshot job reads (``oneshot.calibration``)."""
+        return CalibrationSpec(**self.config["oneshot"]["calibration"])
+
+    def oneshot_calib_path(self, model: str) -> str:
+        return self.calib_path(model, self.oneshot_calibration())
+
+    def check_oneshot_source(self, model: str, source: str) -> None:
+        """Raise ValueError unless ``source`` is a checkpoint some method/target/variant produces on ``model``
+        (``dense``, or a registered method's ``<key>/<target label>/<path component>``, the component valid
+        for that method) and oneshot can read it (not an uneven-width or compressed checkpoint)."""
+        if self.split_oneshot(source) is not None:
+            raise ValueError(f"source {source!r} is itself a oneshot checkpoint; allowed sources: dense or "
+                             f"<method>/<target>/<variant> (e.g. mka/n8/default)")
+        if source == "dense":
+            return
+        parts = source.split("/")
+        if len(parts) != 3:
+            raise ValueError(f"source {source!r} is not a checkpoint id; allowed: dense or "
+                             f"<method>/<target>/<variant> (e.g. mka/n8/default)")
+        key, label, slug = parts
+        if key not in registry.REGISTRY:
+            raise ValueError(f"source {source!r}: {key!r} is not a method; allowed: {', '.join(registry.keys())}")
+        if not re.fullmatch(TARGET_RE, label):
+            raise ValueError(f"source {source!r}: {label!r} is not a target label; allowed: sp<percent> (sp30) "
+                             f"or n<k> (n8)")
+        if registry.entry(key).checkpoint == "uneven width":
+            raise ValueError(f"source {source!r}: {registry.display_name(key)} writes uneven-width checkpoints "
+                             f"(uneven_layers.json), which llm-compressor's oneshot cannot save and reload; "
+                             f"allowed: dense or a checkpoint of a layer-removal, merging or post-training method")
+        self.variant(key, slug, model)  # raises when the path component names no variant of the method
+
+    def check_oneshot_scheme(self, model: str, scheme: str) -> None:
+        """Raise ValueError for a scheme slug ``parse_scheme`` refuses, or a group size that does not divide the
+        widths of ``model`` when the config fixes its shape (else the job checks before loading weights)."""
+        from .methods.quantize import parse_scheme
+        from .methods.quantize.schemes import check_widths
+
+        parsed = parse_scheme(scheme)
+        arch = known_architecture(self.config["models"].get(model) or {})
+        if arch is not None:
+            check_widths(parsed, {"hidden_size": arch.hidden_size, "intermediate_size": arch.intermediate_size,
+                                  "num_attention_heads*head_dim": arch.num_attention_heads * arch.head_dim})
+
+    def oneshot_builds(self, model: str) -> list[str]:
+        """The ids ``oneshot.build`` asks for on ``model`` (every entry whose ``models`` list is empty or names
+        it: each source × each scheme), checked; ValueError names the key, the value and what is allowed."""
+        out: list[str] = []
+        for i, entry in enumerate(self.config["oneshot"]["build"]):
+            if entry.get("models") and model not in entry["models"]:
+                continue
+            try:
+                self.check_oneshot_source(model, entry["source"])
+            except ValueError as exc:
+                raise ValueError(f"config key `oneshot.build[{i}].source` on model {model!r}: value "
+                                 f"{entry['source']!r}: {exc}") from None
+            for j, scheme in enumerate(entry["schemes"]):
+                try:
+                    self.check_oneshot_scheme(model, scheme)
+                except ValueError as exc:
+                    raise ValueError(f"config key `oneshot.build[{i}].schemes[{j}]` on model {model!r}: value "
+                                     f"{scheme!r}: {exc}") from None
+                out.append(self.oneshot_id(entry["source"], scheme))
+        return out
+
+    def oneshot_checkpoint_dirs(self) -> list[str]:
+        return [self.checkpoint_dir(m, c) for m in self.run_models for c in self.oneshot_builds(m)]
+
+    def oneshot_metrics(self) -> list[str]:
+        """What target ``oneshot_all`` builds: every configured oneshot checkpoint, evaluated."""
+        return [self.metrics_path(m, c) for m in self.run_models for c in self.oneshot_builds(m)]
+
     # ------------------------------------------------------------------ evaluation task lists
     EVAL_RULE = "evaluate_checkpoint"
 
@@ -288,6 +408,7 @@ class Plan:
         evaluation.tasks_by_target names its target label, those of them it lists (in evaluation.tasks'
         order). The dense model gets every task."""
         tasks = list(self.config["evaluation"]["tasks"])
+        ckpt = self.root_checkpoint(ckpt)  # a post-processed checkpoint is evaluated as its source
         if ckpt == "dense":
             return tasks
         only = self._tasks_by_target().get(ckpt.split("/")[1])
@@ -320,11 +441,12 @@ class Plan:
         list's rule), or, for ``None``, every checkpoint the restricted rules leave (the main rule; exactly
         :data:`CKPT_RE` when nothing is restricted)."""
         if labels is not None:
-            return rf"[A-Za-z0-9_+.-]+/(?:{'|'.join(map(re.escape, labels))})/{SLUG_RE}"
+            return rf"[A-Za-z0-9_+.-]+/(?:{'|'.join(map(re.escape, labels))})/{SLUG_RE}{POST_RE}"
         taken = [label for g in self.eval_task_groups() for label in g["labels"]]
         if not taken:
             return CKPT_RE
-        return rf"dense|[A-Za-z0-9_+.-]+/(?!(?:{'|'.join(map(re.escape, taken))})/)(?:{TARGET_RE})/{SLUG_RE}"
+        return (rf"(?:dense|[A-Za-z0-9_+.-]+/(?!(?:{'|'.join(map(re.escape, taken))})/)(?:{TARGET_RE})/{SLUG_RE})"
+                rf"{POST_RE}")
 
     # ------------------------------------------------------------------ direct layer removal (orders)
     DLP_RULE_FILE = "rules/dlp_baselines.smk"

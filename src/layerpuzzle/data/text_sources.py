@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-CALIBRATION_DATASETS = ("wikitext2", "c4", "pg19", "mmlu", "alpaca")
+CALIBRATION_DATASETS = ("wikitext2", "c4", "c4en", "pg19", "mmlu", "alpaca")
 PERPLEXITY_DATASETS = ("wikitext2", "c4")
 MIRROR_ENV = "LAYERPUZZLE_DATA_MIRROR"
 
@@ -30,6 +30,7 @@ MIRROR_FILES = {
     "wikitext2/test": "wikitext2/wiki.test.raw",
     "wikitext2/test_skeleton": "wikitext2/wikitext-2-tokenized.test.txt",
     "c4/validation": "c4/c4_realnewslike_val_200_prompt_response.jsonl",
+    "c4en/validation": "c4_en_validation/c4_en_validation_2k.yxanul.parquet",
     "pg19/train": "pg19_substitute/tinyshakespeare.txt",
     "mmlu/test": "mmlu/mmlu_test_first20_per_subject.jsonl",
     "mmlu/dev": "mmlu/mmlu_dev.jsonl",
@@ -38,7 +39,8 @@ MIRROR_FILES = {
 
 
 # calibration corpus -> the mirror file its rows come from
-CALIBRATION_MIRROR_KEYS = {"wikitext2": "wikitext2/train", "c4": "c4/validation", "pg19": "pg19/train",
+CALIBRATION_MIRROR_KEYS = {"wikitext2": "wikitext2/train", "c4": "c4/validation", "c4en": "c4en/validation",
+                           "pg19": "pg19/train",
                            "mmlu": "mmlu/test", "alpaca": "alpaca/train"}
 
 
@@ -115,7 +117,9 @@ def format_mmlu_question(row: dict[str, Any], include_answer: bool = False) -> s
 def calibration_rows(dataset: str, mirror: Path | None) -> tuple[list[str], dict[str, Any]]:
     """Text rows of a calibration corpus and a description of where they came from.
 
-    wikitext2: WikiText-2-raw-v1 train rows; c4: C4 documents; pg19: PG19 train
+    wikitext2: WikiText-2-raw-v1 train rows; c4: C4 documents; c4en: whole C4 ``en`` documents (on the hub
+    the same train shard as c4; on the mirror 2000 whole validation documents, where c4 has 200 truncated
+    realnewslike ones), the calibration corpus of SparseGPT and GPTQ; pg19: PG19 train
     books; mmlu: MMLU test questions as prompts; alpaca: instruction, input and
     output joined by newlines (alpaca-cleaned).
     """
@@ -125,7 +129,7 @@ def calibration_rows(dataset: str, mirror: Path | None) -> tuple[list[str], dict
     if mirror is None:
         if dataset == "wikitext2":
             rows = list(_load_hub("WikiText-2 train", "wikitext", "wikitext-2-raw-v1", split="train")["text"])
-        elif dataset == "c4":
+        elif dataset in ("c4", "c4en"):
             ds = _load_hub(
                 "C4 train shard 0", "allenai/c4",
                 data_files={"train": "en/c4-train.00000-of-01024.json.gz"}, split="train",
@@ -138,7 +142,8 @@ def calibration_rows(dataset: str, mirror: Path | None) -> tuple[list[str], dict
         else:
             ds = _load_hub("alpaca-cleaned", "yahma/alpaca-cleaned", split="train")
             rows = ["\n".join(x for x in (r["instruction"], r["input"], r["output"]) if x) for r in ds]
-        info["hub_id"] = {"wikitext2": "wikitext/wikitext-2-raw-v1", "c4": "allenai/c4", "pg19": "deepmind/pg19",
+        info["hub_id"] = {"wikitext2": "wikitext/wikitext-2-raw-v1", "c4": "allenai/c4", "c4en": "allenai/c4",
+                          "pg19": "deepmind/pg19",
                           "mmlu": "cais/mmlu", "alpaca": "yahma/alpaca-cleaned"}[dataset]
         return rows, info
 
@@ -150,6 +155,13 @@ def calibration_rows(dataset: str, mirror: Path | None) -> tuple[list[str], dict
         path = mirror_file(mirror, "c4/validation")
         rows = [r["prompt"] + r["response"] for r in _read_jsonl(path)]
         info["note"] = "mirror holds 200 truncated C4 realnewslike validation documents, not C4 en train"
+    elif dataset == "c4en":
+        import pyarrow.parquet as pq
+
+        path = mirror_file(mirror, "c4en/validation")
+        rows = [t for t in pq.read_table(path, columns=["text"]).column("text").to_pylist() if t]
+        info["note"] = ("mirror holds 2000 whole C4 en validation documents (a third-party subset, in its stored "
+                        "order), not the en train shard SparseGPT/GPTQ sample from")
     elif dataset == "pg19":
         path = mirror_file(mirror, "pg19/train")
         rows = [path.read_text(encoding="utf-8")]

@@ -3,7 +3,8 @@
 Keys: model, checkpoint, method, variant, target_pct, removed_layers,
 sparsity_pct, dense_layers (from the checkpoint's ``pruning.json``; Dense has none,
 its layers come from its ``config.json``), target_layers (k of a layer-count
-target ``n<k>``, whose target_pct is null), tasks (task -> flat lm-eval result)
+target ``n<k>``, whose target_pct is null), oneshot (a quantized or sparsified checkpoint's scheme,
+bits, group size and, for SparseGPT, zeroed_pct), tasks (task -> flat lm-eval result)
 and perplexity (corpus -> PPL result). ``removed_layers`` and ``dense_layers``
 give MKA's compression ratio (:func:`layerpuzzle.sparsity.compression_ratio`).
 """
@@ -27,6 +28,8 @@ def pruning_info(ckpt_dir: str | Path) -> dict[str, Any]:
     out = {k: info.get(k) for k in ("method", "variant", "target_pct", "removed_layers", "sparsity_pct", "dense_layers")}
     if info.get("target_layers") is not None:
         out["target_layers"] = info["target_layers"]
+    if info.get("oneshot") is not None:  # a quantized / sparsified checkpoint: its scheme (docs/quantization.md)
+        out["oneshot"] = info["oneshot"]
     return out
 
 

@@ -1,8 +1,8 @@
 """Post-training quantization and sparsification of any checkpoint with llm-compressor.
 
 GPTQ, AWQ and SmoothQuant (MKA's Table 1) and SparseGPT (MKA's Table 2) run through llm-compressor's
-``oneshot`` (optional dependency: ``pip install -e '.[compress]'``); this package imports without it.
-See docs/quantization.md.
+``oneshot`` (``llmcompressor==0.14.0.1``, a core dependency); this package imports without it.
+:mod:`.pipeline` is the workflow step (rule ``oneshot_compress``). See docs/quantization.md.
 """
 
 from .checkpoint import RECORD, load_record, save_quantized, weights_bytes

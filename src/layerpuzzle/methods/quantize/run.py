@@ -62,8 +62,8 @@ def _require_llmcompressor() -> None:
     try:
         import llmcompressor  # noqa: F401
     except ImportError as exc:
-        raise ImportError("quantization needs llm-compressor: pip install -e '.[compress]' "
-                          "(llmcompressor==0.14.0.1; see docs/quantization.md)") from exc
+        raise ImportError("quantization needs llm-compressor: pip install -e . installs it "
+                          "(llmcompressor==0.14.0.1, a core dependency; see docs/quantization.md)") from exc
 
 
 def quantize(model, tokenizer, calib_ids: torch.Tensor, scheme: str | Scheme, *, batch_size: int = 1,

@@ -1,6 +1,6 @@
 """Quantization / sparsification schemes: readable slugs and the llm-compressor recipes they stand for.
 
-A scheme is named by a slug that is also its path component (``results/{model}/quant/{qscheme}/...``),
+A scheme is named by a slug that is also its path component (``results/{model}/pruned/oneshot/{scheme}/{source}``),
 so a slug has exactly one spelling: :func:`parse_scheme` rejects any other spelling of the same scheme
 and says which one to write.
 
@@ -169,6 +169,40 @@ def quantized_linears(model) -> dict[str, Any]:
 
     return {name: mod for name, mod in model.named_modules()
             if isinstance(mod, torch.nn.Linear) and name.split(".")[-1] not in IGNORE}
+
+
+def allowed_groups(widths: list[int]) -> list[int]:
+    """The power-of-two group sizes from 16 to 2048 that divide every width."""
+    common = math.gcd(*widths)
+    return [g for g in (2 ** k for k in range(4, 12)) if common % g == 0]
+
+
+def check_widths(scheme: Scheme, widths: dict[str, int]) -> None:
+    """Reject a group size that does not divide every Linear input width ``{config key: width}`` (the widths
+    a model's config fixes: hidden size, intermediate size, attention heads × head dim), before any weight
+    is loaded. The message names the keys, their values and the group sizes the model allows."""
+    if scheme.group_size is None or not widths:
+        return
+    bad = {k: w for k, w in widths.items() if w % scheme.group_size}
+    if bad:
+        allowed = allowed_groups(list(widths.values()))
+        fix = (f"allowed group sizes for this model: {', '.join(f'g{g}' for g in allowed)} (e.g. "
+               f"{scheme.slug.replace(f'-g{scheme.group_size}', f'-g{max(allowed)}')!r})" if allowed
+               else "no power-of-two group size from g16 up divides every width")
+        what = ", ".join(f"{k}={w}" for k, w in bad.items())
+        raise ValueError(f"quantization scheme {scheme.slug!r}: group size {scheme.group_size} does not divide "
+                         f"{what}; {fix}")
+
+
+def config_widths(config: dict[str, Any]) -> dict[str, int]:
+    """The Linear input widths a (parsed) ``config.json`` fixes: hidden, intermediate, heads × head dim."""
+    out = {k: int(config[k]) for k in ("hidden_size", "intermediate_size") if config.get(k)}
+    heads = config.get("num_attention_heads")
+    head_dim = config.get("head_dim") or (int(config["hidden_size"]) // int(heads) if heads and
+                                          config.get("hidden_size") else None)
+    if heads and head_dim:
+        out["num_attention_heads*head_dim"] = int(heads) * int(head_dim)
+    return out
 
 
 def check_model(scheme: Scheme, model) -> None:
