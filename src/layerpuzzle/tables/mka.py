@@ -113,18 +113,19 @@ TABLE1_COLUMNS = ("Model", "Method", "Quantization", "Scheme", "Layers kept", "S
 
 
 def table1(points: Sequence[Mapping[str, Any]], archs: Mapping[str, ArchSpec], paper: pd.DataFrame,
-           paper_model: str) -> pd.DataFrame:
+           paper_model: str = "Llama3-8B") -> pd.DataFrame:
     """MKA Table 1: ShortGPT and MKA, each alone (``none``) and under SmoothQuant / GPTQ / AWQ, MMLU; the
-    paper's row of ``paper_model`` with the same layer method and quantizer beside ours (``Diff`` = ours −
-    paper; the paper's depth is its own: 18 of 32 layers kept on Llama3-8B)."""
+    paper's row of ``paper_model`` (a point's own ``paper_model`` first) with the same layer method and quantizer
+    beside ours (``Diff`` = ours − paper; the paper's depth is its own: 18 of 32 layers kept on Llama3-8B)."""
     rows = []
     for p in points:
+        pm = p.get("paper_model") or paper_model
         spec = archs[p["model"]]
         k, scheme = int(p["layers_removed"]), p.get("scheme")
         method = p["method"]
         q = quant_name(scheme)
         ours = task_pct(p.get("record"), "mmlu")
-        sel = paper[(paper["model"] == paper_model) & (paper["layer_method"] == method)]
+        sel = paper[(paper["model"] == pm) & (paper["layer_method"] == method)]
         if method == "Vanilla":
             sel = sel.head(1)
         else:
@@ -141,8 +142,8 @@ def table1(points: Sequence[Mapping[str, Any]], archs: Mapping[str, ArchSpec], p
             "Layers kept": f"{spec.num_hidden_layers - k}/{spec.num_hidden_layers}",
             "Sparsity (%)": _r(param_sparsity_pct(spec, k, scheme)), "CR (%)": _r(mka_cr_pct(spec, k, scheme)),
             "MMLU": _r(ours),
-            "Paper model": paper_model if theirs is not None else "",
-            "Paper layers kept": (f"{int(theirs['retained_layers'])}/{int(paper[paper['model'] == paper_model]['retained_layers'].max())}"
+            "Paper model": pm if theirs is not None else "",
+            "Paper layers kept": (f"{int(theirs['retained_layers'])}/{int(paper[paper['model'] == pm]['retained_layers'].max())}"
                                   if theirs is not None else ""),
             "Paper CR (%)": _num(theirs["compression_ratio_pct"]) if theirs is not None else None,
             "Paper MMLU": _num(theirs["mmlu_acc"]) if theirs is not None else None,
@@ -193,12 +194,13 @@ def table2(points: Sequence[Mapping[str, Any]], archs: Mapping[str, ArchSpec], p
 
 # ---------------------------------------------------------------------------- Tables 3-4 / Fig. 2
 def curve_table(points: Sequence[Mapping[str, Any]], archs: Mapping[str, ArchSpec], paper: pd.DataFrame,
-                paper_model: str) -> pd.DataFrame:
+                paper_model: str = "Llama3-8B") -> pd.DataFrame:
     """MKA Tables 3–4 (Fig. 2), long format: MMLU after removing k layers per method, with the paper's value of
     ``paper_model`` at the same k (its CR is k/32 or k/40, ours k/L: compared by layers removed)."""
     rows = []
-    pm = paper[paper["model"] == paper_model]
     for p in points:
+        pname = p.get("paper_model") or paper_model
+        pm = paper[paper["model"] == pname]
         spec = archs[p["model"]]
         k, method = int(p["layers_removed"]), p["method"]
         sel = pm[(pm["method"] == method) & (pm["layers_removed"] == k)]
@@ -208,7 +210,7 @@ def curve_table(points: Sequence[Mapping[str, Any]], archs: Mapping[str, ArchSpe
         ours = _r(task_pct(p.get("record"), "mmlu"))
         rows.append({"Model": p["model"], "Method": method, "Layers removed": k,
                      "Sparsity (%)": _r(param_sparsity_pct(spec, k)), "CR (%)": _r(mka_cr_pct(spec, k)),
-                     "MMLU": ours, "Paper model": paper_model,
+                     "MMLU": ours, "Paper model": pname,
                      "Paper CR (%)": _r(100.0 * float(sel.iloc[0]["compression_ratio"])) if len(sel) else None,
                      "Paper MMLU": theirs, "Diff": _diff(ours, theirs)})
     return pd.DataFrame(rows)
