@@ -128,3 +128,15 @@ def test_subject_accuracy_from_samples():
                                    "Subject": "college_physics", "Accuracy (%)": 66.67, "Documents": 3}
     with pytest.raises(ValueError, match="log_samples"):
         subject_accuracy({"results": {}})
+
+
+def test_similarity_frame_round_trip():
+    import numpy as np
+
+    from layerpuzzle.methods.mka.analyses import matrix_from_frame, similarity_frame
+
+    M = np.arange(9.0).reshape(3, 3)
+    df = similarity_frame({"cosine": M, "euclidean": 2 * M})
+    assert len(df) == 18
+    assert df[(df.measure == "cosine") & (df.i == 1) & (df.j == 2)]["value"].item() == 5.0
+    assert (matrix_from_frame(df, "euclidean") == 2 * M).all()
