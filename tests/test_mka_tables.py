@@ -140,3 +140,19 @@ def test_similarity_frame_round_trip():
     assert len(df) == 18
     assert df[(df.measure == "cosine") & (df.i == 1) & (df.j == 2)]["value"].item() == 5.0
     assert (matrix_from_frame(df, "euclidean") == 2 * M).all()
+
+
+def test_figures_write_pngs(tmp_path):
+    import numpy as np
+
+    from layerpuzzle.figures.mka import curve_figure, matrices_figure, subject_figure
+
+    points = [{"model": "tiny", "method": "Vanilla", "layers_removed": 0, "record": rec(mmlu=0.3)},
+              {"model": "tiny", "method": "MKA", "layers_removed": 1, "record": rec(mmlu=0.2)}]
+    curve_figure(curve_table(points, ARCHS, PAPER34, "Llama3-8B"), tmp_path / "f2.png", "t")
+    matrices_figure({"NPIB, before": np.eye(3), "cosine, before": np.ones((3, 3))}, tmp_path / "f3.png", "t")
+    raw = {"samples": {"m": [{"doc": {"subject": "college_physics"}, "acc": 1}]}}
+    subject_figure(subject_table([{"model": "tiny", "method": "MKA", "layers_removed": 1, "raw": raw}],
+                                 ["college_physics"]), tmp_path / "f6.png", "t")
+    for name in ("f2", "f3", "f6"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -13,7 +13,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .heatmaps import _panel, _save  # noqa: E402
+from ..atomic import atomic_file  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> None:
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _panel(ax, M: np.ndarray, title: str, xlabel: str, ylabel: str, cmap: str) -> None:
+    im = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, origin="upper", interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
 
 
 def curve_figure(curves: pd.DataFrame, path: str | Path, title: str) -> None:
