@@ -12,7 +12,8 @@ def main(job):
     panels = {}
     for key, paths in dict(p.matrices).items():
         model, ckpt = key.split("|", 1)
-        who = "before merging" if ckpt == "dense" else f"after merging ({ckpt})"
+        method, target = (ckpt.split("/") + [""])[:2]
+        who = "before merging" if ckpt == "dense" else f"after merging ({method} {target})"
         if job.rule == "mka_fig5":
             who = model
         frame = pd.read_parquet(paths["measures"])

@@ -35,6 +35,7 @@ def curve_figure(curves: pd.DataFrame, path: str | Path, title: str) -> None:
     values of the paper model (``curves``: :func:`layerpuzzle.tables.mka.curve_table`)."""
     models = list(dict.fromkeys(curves["Model"]))
     fig, axes = plt.subplots(1, len(models) + 1, figsize=(5.2 * (len(models) + 1), 4), squeeze=False)
+    fig.subplots_adjust(wspace=0.3)
     methods = [m for m in dict.fromkeys(curves["Method"]) if m != "Vanilla"]
     for ax, model in zip(axes[0], models):
         d = curves[curves["Model"] == model]
