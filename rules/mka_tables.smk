@@ -5,34 +5,7 @@
 # all_tables only with tables.mka.in_all_tables. Points, ids and paths: layerpuzzle.plan_mka; tables:
 # layerpuzzle.tables.mka; figures: layerpuzzle.figures.mka. Quantized / sparsified checkpoints
 # ({source}/oneshot/{scheme}) and every evaluation come from their own rules (rules/evaluate.smk).
-from layerpuzzle.plan_mka import MkaTables
-
-MKA = MkaTables(PLAN)
-MKA_OUT = MKA.outputs()
-
-
-def mka_metrics(points_of):
-    return lambda wc: [p["metrics"] for p in points_of()]
-
-
-def mka_dense_dirs(wildcards=None):
-    """The prepared dense models: their config.json gives L and the parameter counts."""
-    return [get_model_dir(m) for m in MKA.models]
-
-
-def mka_outputs(name):
-    return MKA_OUT.get(name, [])
-
-
-def mka_reported(name, label):
-    files = [p for p in mka_outputs(name) if not p.endswith(".png")]
-    return reported(files, "mka.rst", "MKA (Liu et al. 2024)", label) if files else []
-
-
-def mka_figure(name, label):
-    return [report(p, caption="../report/captions/mka.rst", category="MKA (Liu et al. 2024)",
-                   subcategory="all models", labels={"figure": label}) for p in mka_outputs(name)
-            if p.endswith(".png")]
+# Wiring helpers (MKA, mka_*): rules/common.smk.
 
 
 rule mka_table1:
@@ -175,14 +148,6 @@ rule mka_similarity_checkpoint:
     script:
         "../workflow/scripts/mka_similarity.py"
 
-
-def mka_similarity_inputs(wildcards=None):
-    out = {}
-    for m in MKA.models:
-        for c in MKA.similarity_ckpts(m):
-            out[f"{m}|{c}"] = {"measures": MKA.similarity_path(m, c),
-                               "npib": MKA.npib_ckpt_path(m, c, MKA.npib_kernel())}
-    return out
 
 rule mka_fig3:
     input:
