@@ -33,6 +33,7 @@ for _rule_file in METHOD_RULE_FILES:
 
 include: "rules/tables.smk"
 include: "rules/laco_analyses.smk"
+include: "rules/mka_tables.smk"
 include: "rules/audit.smk"
 
 
@@ -45,6 +46,12 @@ rule all_tables:
 rule all_scores:
     input:
         [PLAN.scores_outputs(m) for m in PLAN.run_models],
+
+
+# MKA's tables and figures (rules/mka_tables.smk), each a named target; all of them at once:
+rule all_mka:
+    input:
+        [p for files in MKA_OUT.values() for p in files],
 
 
 rule all_evaluations:

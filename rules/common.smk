@@ -12,6 +12,7 @@ from layerpuzzle.methods.come.variants import EXECUTION_KEYS, model_note
 from layerpuzzle.methods.registry import rule_files
 from layerpuzzle.models.sources import run_dtype  # a variant's own `dtype`, else the model entry's
 from layerpuzzle.plan import CKPT_RE, FIGURES, SLUG_RE, TABLES, TARGET_RE, Plan
+from layerpuzzle.plan_mka import MkaTables
 
 
 SCHEMA_FILE = Path(workflow.basedir) / "config" / "schema.yaml"
@@ -255,3 +256,42 @@ def width_target(label):
         raise ValueError(f"target {label!r}: LLM-Pruner and SliceGPT prune widths, not layers; allowed: sparsity "
                          f"targets (fractions, labels sp<percent>)")
     return target_fraction(label)
+
+
+# MKA's tables and figures (rules/mka_tables.smk): layerpuzzle.plan_mka
+MKA = MkaTables(PLAN)
+MKA_OUT = MKA.outputs()
+
+
+def mka_metrics(points_of):
+    return lambda wc: [p["metrics"] for p in points_of()]
+
+
+def mka_dense_dirs(wildcards=None):
+    """The prepared dense models: their config.json gives L and the parameter counts."""
+    return [get_model_dir(m) for m in MKA.models]
+
+
+def mka_outputs(name):
+    return MKA_OUT.get(name, [])
+
+
+def mka_reported(name, label):
+    files = [p for p in mka_outputs(name) if not p.endswith(".png")]
+    return reported(files, "mka.rst", "MKA (Liu et al. 2024)", label) if files else []
+
+
+def mka_figure(name, label):
+    return [report(p, caption="../report/captions/mka.rst", category="MKA (Liu et al. 2024)",
+                   subcategory="all models", labels={"figure": label}) for p in mka_outputs(name)
+            if p.endswith(".png")]
+
+
+def mka_similarity_inputs(wildcards=None):
+    """{"<model>|<ckpt>": {"measures": layer_similarity parquet, "npib": NPIB parquet}} of Figs. 3 and 5."""
+    out = {}
+    for m in MKA.models:
+        for c in MKA.similarity_ckpts(m):
+            out[f"{m}|{c}"] = {"measures": MKA.similarity_path(m, c),
+                               "npib": MKA.npib_ckpt_path(m, c, MKA.npib_kernel())}
+    return out

@@ -406,6 +406,7 @@ def check_references(config: dict[str, Any]) -> None:
             if name not in models:
                 errors.append(f"config key `oneshot.build[{i}].models[{j}]`: value {name!r} is not a model; "
                               f"allowed: {', '.join(models)}")
+    errors += _mka_table_errors(config)
     calibs = config["calibration"]
     if config["scores"]["calibration"] not in calibs:
         errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
@@ -502,7 +503,54 @@ def _target_lists(config: dict[str, Any]) -> list[tuple[str, list[Any]]]:
             lists.append((f"methods.{key}.ablations.ratios[].target", [r.get("target") for r in abl["ratios"]]))
         if abl.get("distance_targets"):  # LaCo Table 14
             lists.append((f"methods.{key}.ablations.distance_targets", list(abl["distance_targets"])))
+    mka = (config.get("tables") or {}).get("mka") or {}
+    for part in ("table1", "table2"):
+        if (mka.get(part) or {}).get("targets"):
+            lists.append((f"tables.mka.{part}.targets", list(mka[part]["targets"])))
+    for model, targets in ((mka.get("table1") or {}).get("per_model_targets") or {}).items():
+        lists.append((f"tables.mka.table1.per_model_targets.{model}", list(targets or [])))
+    if (mka.get("sweep") or {}).get("layers"):
+        lists.append(("tables.mka.sweep.layers", [f"n{k}" if isinstance(k, int) and not isinstance(k, bool) and k >= 1
+                                                  else k for k in mka["sweep"]["layers"]]))
+    if (mka.get("similarity") or {}).get("target"):
+        lists.append(("tables.mka.similarity.target", [mka["similarity"]["target"]]))
     return lists
+
+
+def _mka_table_errors(config: dict[str, Any]) -> list[str]:
+    """tables.mka (MKA's tables, docs/tables.md): its models exist, one SparseGPT sparsity per Table 2 level,
+    Table 1's scheme slugs parse (docs/quantization.md), Fig. 3/5's calibration set exists. Its layer counts are
+    checked with every other target list (:func:`_target_lists`)."""
+    from .methods.quantize.schemes import parse_scheme
+
+    mka = (config.get("tables") or {}).get("mka") or {}
+    errors = []
+    models = config["models"]
+    for i, name in enumerate(mka.get("models") or []):
+        if name not in models:
+            errors.append(f"config key `tables.mka.models[{i}]`: value {name!r} is not a model; allowed: "
+                          f"{', '.join(models)}")
+    for part, key in (("table1", "per_model_targets"), (None, "paper_models")):
+        mapping = ((mka.get(part) or {}) if part else mka).get(key) or {}
+        for name in mapping:
+            if name not in models:
+                where = f"tables.mka.{part}.{key}" if part else f"tables.mka.{key}"
+                errors.append(f"config key `{where}`: key {name!r} is not a model; allowed: {', '.join(models)}")
+    t2 = mka.get("table2") or {}
+    if len(t2.get("sparsegpt") or []) != len(t2.get("targets") or []):
+        errors.append(f"config key `tables.mka.table2.sparsegpt`: value {t2.get('sparsegpt')!r} has "
+                      f"{len(t2.get('sparsegpt') or [])} sparsities for {len(t2.get('targets') or [])} levels "
+                      f"(tables.mka.table2.targets {t2.get('targets')!r}); allowed: one fraction in (0, 1) per level")
+    for i, slug in enumerate((mka.get("table1") or {}).get("schemes") or []):
+        try:
+            parse_scheme(slug)
+        except ValueError as exc:
+            errors.append(f"config key `tables.mka.table1.schemes[{i}]`: value {slug!r}: {exc}")
+    sim = mka.get("similarity") or {}
+    if sim.get("target") and sim.get("calibration") not in (config.get("calibration") or {}):
+        errors.append(f"config key `tables.mka.similarity.calibration`: value {sim.get('calibration')!r} is not a "
+                      f"calibration set; allowed: {', '.join(config.get('calibration') or {})}")
+    return errors
 
 
 def known_architecture(spec: dict[str, Any]):

@@ -734,7 +734,13 @@ class Plan:
         for m in self.run_models:
             out += self.scores_outputs(m)
         return (out + self.come_ablation_outputs() + self.table4_outputs() + self.figure_outputs()
-                + self.posttrain_outputs())
+                + self.posttrain_outputs() + self.mka_tables().all_tables_outputs())
+
+    def mka_tables(self):
+        """MKA's tables and figures (config tables.mka): :class:`layerpuzzle.plan_mka.MkaTables`."""
+        from .plan_mka import MkaTables
+
+        return MkaTables(self)
 
 
 def _target(t: float | int | str) -> float | str:

@@ -46,7 +46,8 @@ def evaluate_checkpoint(ckpt_dir: str, *, model_name: str, ckpt_id: str, perplex
     summary = {}
     for task, settings in tasks.items():
         flat, raw = evaluate_task(model, tok, task, mirror=mirror_dir, limit=settings.get("limit"),
-                                  batch_size=batch_size, max_length=max_length, seed=seed, device=None)
+                                  batch_size=batch_size, max_length=max_length, seed=seed, device=None,
+                                  log_samples=bool(settings.get("log_samples", False)))
         log.info("%s %s = %.4f (n=%s)", task, flat["metric"], flat["value"], flat["n_samples"])
         write_json(raw_out[task], raw)
         write_json(task_out[task], flat)

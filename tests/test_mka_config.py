@@ -1,0 +1,124 @@
+"""Config tables.mka (MKA's tables): bad grids rejected before any job runs; the points the plan builds."""
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO
+from layerpuzzle.config import ConfigError, check_references, load_schema, validate_config
+from layerpuzzle.plan import Plan
+from layerpuzzle.plan_mka import oneshot_id
+
+SCHEMA = REPO / "config" / "schema.yaml"
+
+
+def merged(*overlays):
+    c = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for o in overlays:
+        _merge(c, copy.deepcopy(o))
+    return c
+
+
+def _merge(base, new):
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
+def tiny(mka):
+    """A random 8-layer LLaMA with the tables.mka grids ``mka``."""
+    return merged({"models": {"tiny": {"source": "random", "arch": "llama"}},
+                   "run": {"models": ["tiny"], "table3_models": ["tiny"]}, "tables": {"mka": mka}})
+
+
+def check(c):
+    c = validate_config(c, SCHEMA)
+    check_references(c)
+    return c
+
+
+def test_overlays_are_valid():
+    check(merged(yaml.safe_load((REPO / "config" / "mka.yaml").read_text())))
+    check(merged(yaml.safe_load((REPO / "config" / "paper.yaml").read_text())))
+
+
+@pytest.mark.parametrize("mka, message", [
+    ({"sweep": {"layers": [1, 8]}},
+     r"`tables\.mka\.sweep\.layers\[1\]`: value 'n8' removes 8 layers, but model 'tiny' has 8; allowed: n1\.\.n7"),
+    ({"table1": {"targets": ["n9"]}},
+     r"`tables\.mka\.table1\.targets\[0\]`: value 'n9' removes 9 layers, but model 'tiny' has 8"),
+    ({"table1": {"per_model_targets": {"tiny": ["n8"]}}},
+     r"`tables\.mka\.table1\.per_model_targets\.tiny\[0\]`: value 'n8' removes 8 layers"),
+    ({"table1": {"per_model_targets": {"nope": ["n2"]}}},
+     r"`tables\.mka\.table1\.per_model_targets`: key 'nope' is not a model; allowed: smollm2-135m, tiny"),
+    ({"similarity": {"target": "n8"}}, r"`tables\.mka\.similarity\.target`: value 'n8' removes 8 layers"),
+    ({"table2": {"targets": ["n2", "n3"], "sparsegpt": [0.3]}},
+     r"`tables\.mka\.table2\.sparsegpt`: value \[0\.3\] has 1 sparsities for 2 levels .*allowed: one fraction in "
+     r"\(0, 1\) per level"),
+    ({"table2": {"targets": ["n2"], "sparsegpt": [1.0]}}, r"tables\.mka\.table2\.sparsegpt\[0\]"),
+    ({"table1": {"schemes": ["gptq-w3a16-g64"]}},
+     r"`tables\.mka\.table1\.schemes\[0\]`: value 'gptq-w3a16-g64': .*gptq does not offer w3a16"),
+    ({"table1": {"schemes": ["gptq-w4a16-g100"]}}, r"group size g100 is not a power of two"),
+    ({"table1": {"schemes": ["sparsegpt-50"]}}, r"tables\.mka\.table1\.schemes\[0\]"),
+    ({"sweep": {"layers": [0]}}, r"tables\.mka\.sweep\.layers\[0\]"),
+    ({"models": ["nope"]}, r"`tables\.mka\.models\[0\]`: value 'nope' is not a model"),
+    ({"similarity": {"target": "n2", "calibration": "wiki"}},
+     r"`tables\.mka\.similarity\.calibration`: value 'wiki' is not a calibration set; allowed: come"),
+    ({"paper_model": "Llama3-70B"}, r"tables\.mka\.paper_model"),
+])
+def test_bad_grids_are_rejected(mka, message):
+    with pytest.raises(ConfigError, match=message):
+        check(tiny(mka))
+
+
+def test_good_tiny_grid_passes_and_labels_serve_tasks_by_target():
+    c = tiny({"sweep": {"layers": [1, 7]}, "table1": {"targets": ["n4"]}})
+    c["evaluation"]["tasks_by_target"] = {"n1": ["mmlu"], "n7": ["mmlu"]}
+    check(c)
+
+
+def plan_of(c):
+    return Plan(check(c), load_schema(SCHEMA))
+
+
+def test_points_and_ids():
+    plan = plan_of(tiny({"table1": {"targets": ["n3"], "schemes": ["gptq-w4a16-g32"]},
+                         "table2": {"targets": ["n2", "n3"], "sparsegpt": [0.25, 0.375]},
+                         "sweep": {"layers": [2, 1], "methods": ["mka", "reverse"]}, "similarity": {"target": "n3"}}))
+    m = plan.mka_tables()
+    mka = plan.variant_path("mka", plan.configured_variants("mka")[0], "tiny")
+    sg = plan.variant_path("shortgpt", plan.configured_variants("shortgpt")[0], "tiny")
+    assert oneshot_id("dense", "sparsegpt-50") == "dense/oneshot/sparsegpt-50"
+    assert [p["ckpt"] for p in m.table1_points()] == [
+        "dense", f"shortgpt/n3/{sg}", f"shortgpt/n3/{sg}/oneshot/gptq-w4a16-g32", f"mka/n3/{mka}",
+        f"mka/n3/{mka}/oneshot/gptq-w4a16-g32"]
+    t2 = m.table2_points()
+    assert [(p["ckpt"], p["level"], p["paper_cr"]) for p in t2] == [
+        ("dense", 0, 34.375), ("dense/oneshot/sparsegpt-25", 0, 34.375), (f"shortgpt/n2/{sg}", 0, 34.375),
+        (f"mka/n2/{mka}", 0, 34.375), ("dense", 1, 37.5), ("dense/oneshot/sparsegpt-37.5", 1, 37.5),
+        (f"shortgpt/n3/{sg}", 1, 37.5), (f"mka/n3/{mka}", 1, 37.5)]
+    assert t2[1]["metrics"] == "results/tiny/eval/dense/oneshot/sparsegpt-25/metrics.json"
+    rev = plan.variant_path("reverse", plan.configured_variants("reverse")[0], "tiny")
+    assert [(p["method"], p["layers_removed"], p["ckpt"]) for p in m.sweep_points()] == [
+        ("Vanilla", 0, "dense"), ("MKA", 1, f"mka/n1/{mka}"), ("MKA", 2, f"mka/n2/{mka}"),
+        ("Reverse", 1, f"reverse/n1/{rev}"), ("Reverse", 2, f"reverse/n2/{rev}")]
+    assert m.similarity_ckpts("tiny") == ["dense", f"mka/n3/{mka}"]
+    assert m.all_tables_outputs() == []
+
+
+def test_empty_grid_names_the_key():
+    m = plan_of(tiny({})).mka_tables()
+    with pytest.raises(ValueError, match=r"`tables\.mka\.sweep\.layers` is empty.*config/mka\.yaml"):
+        m.sweep_points()
+    with pytest.raises(ValueError, match=r"`tables\.mka\.similarity\.target` is empty"):
+        m.similarity_ckpts("tiny")
+
+
+def test_in_all_tables_adds_the_tables_with_a_grid():
+    plan = plan_of(tiny({"in_all_tables": True, "sweep": {"layers": [1]}}))
+    extra = plan.mka_tables().all_tables_outputs()
+    assert extra == [*plan.table_files("mka_table3_4"), *plan.table_files("mka_curves"),
+                     "results/figures/mka/fig2_mmlu_curves.png"]
+    assert set(extra) <= set(plan.all_table_outputs())

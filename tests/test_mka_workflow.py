@@ -1,0 +1,48 @@
+"""MKA's named targets seen through Snakemake on the tiny config (dry runs)."""
+import re
+
+import pytest
+import yaml
+
+from workflow_utils import scheduled_jobs, snakemake, tiny_config
+
+pytestmark = pytest.mark.slow  # each test builds a DAG with Snakemake
+
+
+def _config(tmp_path, mka, tasks_by_target=None):
+    cfg = tiny_config(tmp_path, enable=("reverse", "mka", "shortgpt"))
+    c = yaml.safe_load(cfg.read_text())
+    c["tables"] = {"mka": mka}
+    if tasks_by_target:
+        c["evaluation"]["tasks_by_target"] = tasks_by_target
+    cfg.write_text(yaml.safe_dump(c))
+    return cfg
+
+
+def test_mka_table3_4_schedules_the_sweep_on_mmlu_only(tmp_path):
+    """Sweep k = 1, 2 of MKA, Reverse and ShortGPT: six checkpoints evaluated on MMLU alone (tasks_by_target),
+    the dense model on every task, one mka_curves job."""
+    cfg = _config(tmp_path, {"sweep": {"layers": [1, 2]}}, {"n1": ["mmlu"], "n2": ["mmlu"]})
+    out = snakemake(tmp_path, cfg, "-n", "mka_table3_4").stdout
+    assert scheduled_jobs(out) == {
+        "prepare_model": 1, "calibration_set": 1, "dlp_order_reverse": 1, "dlp_order_shortgpt": 1,
+        "dlp_checkpoint": 4, "mka_similarity": 1, "mka": 2, "evaluate_checkpoint": 1, "evaluate_checkpoint_mmlu": 6,
+        "mka_curves": 1, "mka_table3_4": 1}
+    evaluated = set(re.findall(r"results/random-llama/eval/(\S+?)/metrics\.json", out))
+    assert {e.split("/")[0] + "/" + e.split("/")[1] for e in evaluated if e != "dense"} == {
+        f"{m}/n{k}" for m in ("mka", "reverse", "shortgpt") for k in (1, 2)}
+    assert "dense" in evaluated
+
+
+def test_an_empty_grid_fails_naming_the_key(tmp_path):
+    res = snakemake(tmp_path, _config(tmp_path, {}), "-n", "mka_table3_4", check=False)
+    assert res.returncode != 0
+    assert "`tables.mka.sweep.layers` is empty" in res.stdout + res.stderr
+
+
+def test_fig3_and_fig5_schedule_the_similarity_jobs(tmp_path):
+    cfg = _config(tmp_path, {"similarity": {"target": "n2"}})
+    out = snakemake(tmp_path, cfg, "-n", "mka_fig3", "mka_fig5").stdout
+    assert scheduled_jobs(out) == {
+        "prepare_model": 1, "calibration_set": 1, "mka_similarity": 1, "mka": 1, "layer_similarity": 2,
+        "mka_similarity_checkpoint": 1, "mka_fig3": 1, "mka_fig5": 1}
