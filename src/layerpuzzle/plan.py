@@ -536,19 +536,24 @@ class Plan:
     def laco_table_models(self) -> list[str]:
         return list(self.config.get("laco_tables", {}).get("models") or self.run_models)
 
+    def laco_target(self, model: str) -> float:
+        """LaCo's target in the LaCo tables: ``laco_tables.targets[model]``, else ``laco_tables.target``."""
+        cfg = self.config["laco_tables"]
+        return float((cfg.get("targets") or {}).get(model, cfg["target"]))
+
     def laco_width_target(self, model: str) -> float:
         """LLM-Pruner's and SliceGPT's target in the LaCo tables: ``laco_tables.width_target``, else LaCo's
-        achieved sparsity at ``laco_tables.target`` rounded down to 0.1 % when the config fixes the model's shape,
-        else ``laco_tables.target``."""
+        achieved sparsity at :meth:`laco_target` rounded down to 0.1 % when the config fixes the model's shape,
+        else :meth:`laco_target`."""
         cfg = self.config["laco_tables"]
         if cfg.get("width_target") is not None:
             return float(cfg["width_target"])
         arch = known_architecture(self.config["models"].get(model) or {})
         if arch is None:
-            return float(cfg["target"])
+            return self.laco_target(model)
         from .sparsity import removed_for, sparsity
 
-        achieved = sparsity(arch, removed_for(arch, float(cfg["target"])))
+        achieved = sparsity(arch, removed_for(arch, self.laco_target(model)))
         return math.floor(achieved * 1000 + 1e-9) / 1000
 
     def laco_table_checkpoints(self, model: str) -> dict[str, str]:
@@ -568,7 +573,8 @@ class Plan:
         for key in ("llm_pruner", "slicegpt"):
             v = self.configured_variants(key)[0] if self.configured_variants(key) else {}
             out[registry.display_name(key)] = f"{key}/{width}/{self.variant_path(key, v, model)}"
-        out[registry.display_name("laco")] = f"laco/{target_label(cfg['target'])}/{self.variant_path('laco', chosen, model)}"
+        out[registry.display_name("laco")] = f"laco/{target_label(self.laco_target(model))}/" \
+                                             f"{self.variant_path('laco', chosen, model)}"
         return out
 
     def laco_table_metrics(self) -> list[str]:
@@ -612,7 +618,8 @@ class Plan:
         out = self.table_files("table03_sparsity") + self.table_files("results")
         for m in self.run_models:
             out += self.scores_outputs(m)
-        laco = self.laco_table_outputs() if (self.config.get("laco_tables") or {}).get("in_all_tables") else []
+        wanted = (self.config.get("laco_tables") or {}).get("in_all_tables") and self.method_cfg("laco").get("enabled")
+        laco = self.laco_table_outputs() if wanted else []
         return (out + self.come_ablation_outputs() + self.table4_outputs() + self.figure_outputs()
                 + self.posttrain_outputs() + laco)
 
