@@ -110,3 +110,46 @@ def test_beside_the_paper_same_model_and_reference_only():
     assert not any(c.endswith((" paper", " diff")) for c in ref.columns)  # nothing for the audit to hold us to
     assert L.paper_match("LLaMA-2-13B") == L.PaperMatch("Llama2-13B", True)
     assert L.paper_match("LLaMA-3-8B", "Baichuan2-7B") == L.PaperMatch("Baichuan2-7B", False)
+
+
+# ------------------------------------------------------------------ bad input, rejected before any job runs
+@pytest.mark.parametrize("update, message", [
+    ({"laco_tables": {"target": 1.2}}, "`laco_tables.target`: value 1.2 is not allowed; it must be < 1"),
+    ({"laco_tables": {"target": 0}}, "`laco_tables.target`: value 0 is not allowed; it must be > 0"),
+    ({"laco_tables": {"width_target": 1.0}}, "`laco_tables.width_target`: value 1.0 is not allowed"),
+    ({"laco_tables": {"targets": {"smollm2-135m": -0.1}}}, "`laco_tables.targets.smollm2-135m`: value -0.1"),
+    ({"laco_tables": {"models": ["gpt5"]}}, "`laco_tables.models[0]`: value 'gpt5' is not a model; allowed: smollm2-135m"),
+    ({"laco_tables": {"laco_variant": "nope"}},
+     "`laco_tables.laco_variant`: value 'nope' is not the label of a methods.laco variant; allowed: '', 'released'"),
+    ({"laco_tables": {"paper_model": "GPT-4"}}, "`laco_tables.paper_model`: value 'GPT-4' is not allowed; allowed: Llama2-7B"),
+    ({"efficiency": {"new_tokens": 0}}, "`efficiency.new_tokens`: value 0 is not allowed; it must be >= 1"),
+    ({"efficiency": {"dtype": "int8"}}, "`efficiency.dtype`: value 'int8' is not allowed; allowed: auto, float32"),
+])
+def test_bad_laco_table_and_efficiency_settings_are_rejected(update, message):
+    from layerpuzzle.config import ConfigError, check_references
+
+    from conftest import load_validated_config
+
+    with pytest.raises(ConfigError, match=__import__("re").escape(message)):
+        check_references(load_validated_config(**update))
+
+
+def test_plan_picks_laco_and_the_baselines_at_lacos_achieved_ratio():
+    from conftest import default_plan
+
+    plan = default_plan()
+    assert plan.laco_table_checkpoints("smollm2-135m") == {
+        "Dense": "dense", "LLM-Pruner": "llm_pruner/sp28.9/default", "SliceGPT": "slicegpt/sp28.9/default",
+        "LaCo": "laco/sp30/variant=described"}
+    assert plan.table_files("laco_table01")[0] in plan.all_table_outputs()
+    assert plan.efficiency_path("smollm2-135m", "dense") == "results/smollm2-135m/efficiency/dense/efficiency.json"
+    released = default_plan(laco_tables={"laco_variant": "released", "width_target": None, "in_all_tables": False})
+    assert released.laco_table_checkpoints("smollm2-135m")["LaCo"] == "laco/sp30/variant=released"
+    assert released.laco_width_target("smollm2-135m") == 0.3  # shape unknown before preparing: LaCo's target
+    assert released.table_files("laco_table01")[0] not in released.all_table_outputs()
+    # a shape the config fixes: LaCo's achieved sparsity, rounded down to 0.1 % (LLaMA-2-7B: 9 of 32 layers)
+    paper = default_plan(models={"m": {"source": "hub", "repo_id": "x", "architecture": {
+        "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+        "head_dim": 128, "intermediate_size": 11008, "vocab_size": 32000, "tie_word_embeddings": False}}},
+        run={"models": ["m"]}, laco_tables={"target": 0.27})
+    assert paper.laco_width_target("m") == 0.27 and paper.laco_table_checkpoints("m")["LLM-Pruner"] == "llm_pruner/sp27/default"
