@@ -31,9 +31,11 @@ for _rule_file in METHOD_RULE_FILES:
     include: _rule_file
 
 
+include: "rules/efficiency.smk"
 include: "rules/tables.smk"
 include: "rules/laco_analyses.smk"
 include: "rules/mka_tables.smk"
+include: "rules/laco_tables.smk"
 include: "rules/audit.smk"
 
 

@@ -407,6 +407,7 @@ def check_references(config: dict[str, Any]) -> None:
                 errors.append(f"config key `oneshot.build[{i}].models[{j}]`: value {name!r} is not a model; "
                               f"allowed: {', '.join(models)}")
     errors += _mka_table_errors(config)
+    errors += _laco_table_errors(config, models)
     calibs = config["calibration"]
     if config["scores"]["calibration"] not in calibs:
         errors.append(f"config key `scores.calibration`: value {config['scores']['calibration']!r} is not a "
@@ -463,6 +464,26 @@ def _laco_plan_errors(config: dict[str, Any], models: dict[str, Any]) -> list[st
                                key="methods.laco.ablations.rule_plan")
                 except ValueError as exc:
                     errors.append(f"{exc} (moved to model {m!r}'s {n} layers)")
+    return errors
+
+
+def _laco_table_errors(config: dict[str, Any], models: dict[str, Any]) -> list[str]:
+    """``laco_tables``: its models exist, and ``laco_variant`` is the label of a methods.laco variant."""
+    cfg = config.get("laco_tables") or {}
+    errors = []
+    for i, name in enumerate(cfg.get("models") or []):
+        if name not in models:
+            errors.append(f"config key `laco_tables.models[{i}]`: value {name!r} is not a model; "
+                          f"allowed: {', '.join(models)}")
+    for name in cfg.get("targets") or {}:
+        if name not in models:
+            errors.append(f"config key `laco_tables.targets.{name}`: {name!r} is not a model; allowed: {', '.join(models)}")
+    want = cfg.get("laco_variant")
+    if want is not None:
+        labels = [v.get("label") or "" for v in ((config.get("methods") or {}).get("laco") or {}).get("variants", [])]
+        if want not in labels:
+            errors.append(f"config key `laco_tables.laco_variant`: value {want!r} is not the label of a methods.laco "
+                          f"variant; allowed: {', '.join(map(repr, labels))}")
     return errors
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -707,6 +708,77 @@ class Plan:
             return []
         return self.table_files("table07_posttrain") + self.table_files("table_posttrain")
 
+    # ------------------------------------------------------------------ efficiency (rules/efficiency.smk)
+    @staticmethod
+    def efficiency_path(model: str, ckpt: str) -> str:
+        """Peak memory and tokens/s of checkpoint ``ckpt`` (any checkpoint id) of ``model``."""
+        return f"results/{model}/efficiency/{ckpt}/efficiency.json"
+
+    # ------------------------------------------------------------------ the LaCo paper's tables
+    LACO_TABLE_STEMS = ("laco_table01", "laco_table01_vs_paper", "laco_table02", "laco_table02_vs_paper",
+                        "laco_table22", "laco_table22_vs_paper", "laco_table03_ppl", "laco_table03_ppl_vs_paper",
+                        "laco_table04_time", "laco_table04_time_vs_paper", "laco_table05_20_efficiency",
+                        "laco_table05_20_efficiency_vs_paper")
+
+    def laco_table_models(self) -> list[str]:
+        return list(self.config.get("laco_tables", {}).get("models") or self.run_models)
+
+    def laco_target(self, model: str) -> float:
+        """LaCo's target in the LaCo tables: ``laco_tables.targets[model]``, else ``laco_tables.target``."""
+        cfg = self.config["laco_tables"]
+        return float((cfg.get("targets") or {}).get(model, cfg["target"]))
+
+    def laco_width_target(self, model: str) -> float:
+        """LLM-Pruner's and SliceGPT's target in the LaCo tables: ``laco_tables.width_target``, else LaCo's
+        achieved sparsity at :meth:`laco_target` rounded down to 0.1 % when the config fixes the model's shape,
+        else :meth:`laco_target`."""
+        cfg = self.config["laco_tables"]
+        if cfg.get("width_target") is not None:
+            return float(cfg["width_target"])
+        arch = known_architecture(self.config["models"].get(model) or {})
+        if arch is None:
+            return self.laco_target(model)
+        from .sparsity import removed_for, sparsity
+
+        achieved = sparsity(arch, removed_for(arch, self.laco_target(model)))
+        return math.floor(achieved * 1000 + 1e-9) / 1000
+
+    def laco_table_checkpoints(self, model: str) -> dict[str, str]:
+        """{row: checkpoint id} of the LaCo tables on ``model``: Dense, LLM-Pruner and SliceGPT (their first
+        configured variants) at :meth:`laco_width_target`, LaCo (``laco_tables.laco_variant``) at ``target``."""
+        cfg = self.config["laco_tables"]
+        width = target_label(self.laco_width_target(model))
+        laco_variants = self.configured_variants("laco")
+        want = cfg.get("laco_variant")
+        chosen = laco_variants[0] if want is None else next(
+            (v for v in laco_variants if (v.get("label") or "") == want), None)
+        if chosen is None:
+            labels = [v.get("label") or "" for v in laco_variants]
+            raise ValueError(f"config key `laco_tables.laco_variant`: value {want!r} is not the label of a methods.laco "
+                             f"variant; allowed: {', '.join(map(repr, labels))}")
+        out = {"Dense": "dense"}
+        for key in ("llm_pruner", "slicegpt"):
+            v = self.configured_variants(key)[0] if self.configured_variants(key) else {}
+            out[registry.display_name(key)] = f"{key}/{width}/{self.variant_path(key, v, model)}"
+        out[registry.display_name("laco")] = f"laco/{target_label(self.laco_target(model))}/" \
+                                             f"{self.variant_path('laco', chosen, model)}"
+        return out
+
+    def laco_table_metrics(self) -> list[str]:
+        return [self.metrics_path(m, c) for m in self.laco_table_models() for c in self.laco_table_checkpoints(m).values()]
+
+    def laco_table_efficiency(self) -> list[str]:
+        return [self.efficiency_path(m, c) for m in self.laco_table_models()
+                for c in self.laco_table_checkpoints(m).values()]
+
+    def laco_table_pruning(self) -> list[str]:
+        """The checkpoint directories whose pruning.json Table 4 reads (every row but Dense)."""
+        return [self.checkpoint_dir(m, c) for m in self.laco_table_models()
+                for c in self.laco_table_checkpoints(m).values() if c != "dense"]
+
+    def laco_table_outputs(self) -> list[str]:
+        return [p for stem in self.LACO_TABLE_STEMS for p in self.table_files(stem)]
+
     # ------------------------------------------------------------------ tables
     @staticmethod
     def table_files(stem: str) -> list[str]:
@@ -733,8 +805,10 @@ class Plan:
         out = self.table_files("table03_sparsity") + self.table_files("results")
         for m in self.run_models:
             out += self.scores_outputs(m)
+        wanted = (self.config.get("laco_tables") or {}).get("in_all_tables") and self.method_cfg("laco").get("enabled")
+        laco = self.laco_table_outputs() if wanted else []
         return (out + self.come_ablation_outputs() + self.table4_outputs() + self.figure_outputs()
-                + self.posttrain_outputs() + self.mka_tables().all_tables_outputs())
+                + self.posttrain_outputs() + self.mka_tables().all_tables_outputs() + laco)
 
     def mka_tables(self):
         """MKA's tables and figures (config tables.mka): :class:`layerpuzzle.plan_mka.MkaTables`."""

@@ -216,6 +216,7 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
                    "data": file_sha256(data_path), "dense": source_fingerprint(dense_dir),
                    "lrs": None if lrs is None else [float(x) for x in lrs], **runtime_fingerprint(student)}
     store = ResumeStore(state_dir, fingerprint)
+    t0 = time.perf_counter()  # the distillation only (this process' part when resumed)
     if kind == "sp":
         settings = settings_from(SPSettings, variant, checkpoint_every=checkpoint_every)
         result = distill_sp(student, chunks, teacher, pairs, settings, store, stop=StopHook.from_env(),
@@ -226,6 +227,7 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
         settings = settings_from(MPSettings, variant, **overrides)
         result = distill_mp(student, chunks, teacher, pairs, settings, store, stop=StopHook.from_env(),
                             progress=progress)
+    core_s = time.perf_counter() - t0
     trainable = [f"model.layers.{b}." for b in result.trained_layers]
     trainable_names = [n for n in student.state_dict() if any(n.startswith(p) for p in trainable)]
     changed = changed_frozen_tensors(student, student_dir, trainable_names)
@@ -254,7 +256,8 @@ def run_come_job(kind: str, *, student_dir: str, dense_dir: str, data_path: str,
                describe_data_use(result.details["data_use"], "merged layer" if kind == "mp" else "phase"),
                *card_notes(registry.key_of(method), variant)],
         extra_json={"training.json": record},
-        write_extra=lambda tmp: write_training_artifacts(tmp, result, title, cross_entropy))
+        write_extra=lambda tmp: write_training_artifacts(tmp, result, title, cross_entropy),
+        pruning_seconds=core_s)
     store.clear()
     return {"budget": result.budget.as_dict(), "seconds": record["seconds"],
             "resumed": [p.resumed_from for p in result.phases], "final_loss": [p.losses[-1] for p in result.phases]}
@@ -358,7 +361,9 @@ def _run_training_from_dense(*, method: str, settings_cls: type, train: Callable
     settings = settings_from(settings_cls, variant, checkpoint_every=checkpoint_every)
     store = ResumeStore(state_dir, {"variant": variant, "run": run_params, "n": n, "data": file_sha256(data_path),
                                     "dense": source_fingerprint(dense_dir), **runtime_fingerprint(model)})
+    t0 = time.perf_counter()  # pruning and training only (this process' part when resumed)
     trained = train(model, chunks, n, settings, store, progress)
+    core_s = time.perf_counter() - t0
     result = trained.result
     record = training_record(result, seconds=time.time() - started, extra={"data": run_params.get("data"),
                                                                            "removed_layers": n})
@@ -372,6 +377,7 @@ def _run_training_from_dense(*, method: str, settings_cls: type, train: Callable
                                                  "iteration" if method == "FuseGPT" else "phase"),
                *card_notes(registry.key_of(method), {**variant, **run_params})],
         extra_json={"training.json": record},
-        write_extra=lambda tmp: write_training_artifacts(tmp, result, f"{base_model} {trained.curve_title}"))
+        write_extra=lambda tmp: write_training_artifacts(tmp, result, f"{base_model} {trained.curve_title}"),
+        pruning_seconds=core_s)
     store.clear()
     return {**trained.returns, "budget": result.budget.as_dict(), "seconds": record["seconds"]}

@@ -5,7 +5,7 @@ The rule is bit identity: sha256 of the file, or of a directory as
 .snakemake_timestamp excluded; both hold times by design).  Outcome
 ``identical``.
 
-Two documented exceptions give the outcome ``equivalent`` (reported as such,
+Documented exceptions give the outcome ``equivalent`` (reported as such,
 never as identical); every other difference is ``different``:
 
 1. :data:`VOLATILE_JSON_KEYS` — lm-eval's raw result (``task-<task>.raw.json``
@@ -34,6 +34,13 @@ never as identical); every other difference is ``different``:
    killed and resumed gives the same weights, losses and ``params_sha256`` as an
    uninterrupted re-execution, but other values here.  Such a file is compared as
    JSON without exactly these keys.
+
+4. Pruning time — every checkpoint's ``pruning.json`` records the wall time of its
+   pruning computation (``pruning_seconds`` and ``timing``, LaCo Table 4), and a
+   removal order (``order.parquet``) the seconds it took (attribute ``seconds``);
+   no re-execution repeats a wall time.  Such a ``pruning.json`` is compared as
+   JSON without these two keys, an ``order.parquet`` as its rows and attributes
+   without ``seconds``.
 """
 
 from __future__ import annotations
@@ -54,6 +61,17 @@ SAFETENSORS_RULE = "safetensors header as JSON (metadata key order ignored) + te
 RUN_KEYS: tuple[str, ...] = ("seconds",)
 RESUME_KEYS: tuple[str, ...] = ("resumed_from", "steps_run")
 RESUME_RULE = "training.json without the run bookkeeping (seconds, phases[].resumed_from, steps_run)"
+TIMING_KEYS: tuple[str, ...] = ("pruning_seconds", "timing")
+TIMING_RULE = "pruning.json without the pruning time (pruning_seconds, timing); order.parquet without attrs.seconds"
+
+
+def order_without_seconds(path: Path) -> tuple[Any, Any]:
+    """(rows, attributes without ``seconds``) of a removal order's parquet file."""
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    attrs = {k: v for k, v in df.attrs.items() if k != "seconds"}
+    return df.to_dict(orient="list"), json.dumps(attrs, sort_keys=True, default=str)
 
 
 def without_resume_bookkeeping(path: Path) -> Any:
@@ -113,6 +131,10 @@ def equivalence_rule(path: str, a: Path, b: Path) -> str | None:
             return SAFETENSORS_RULE
         if path.endswith("/training.json") and without_resume_bookkeeping(a) == without_resume_bookkeeping(b):
             return RESUME_RULE
+        if path.endswith("pruning.json") and json_without(a, TIMING_KEYS) == json_without(b, TIMING_KEYS):
+            return TIMING_RULE
+        if path.endswith("order.parquet") and order_without_seconds(a) == order_without_seconds(b):
+            return TIMING_RULE
     except (ValueError, struct.error, OSError):
         return None
     return None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json, write_text
-from .compare import RESUME_RULE, SAFETENSORS_RULE, VOLATILE_JSON_KEYS
+from .compare import RESUME_RULE, SAFETENSORS_RULE, TIMING_RULE, VOLATILE_JSON_KEYS
 from .findings import KINDS, Finding
 from .run import AuditResult, verdict
 
@@ -50,7 +50,7 @@ def render_markdown(result: AuditResult) -> str:
             "(`snakemake <outputs> --allowed-rules <rule> --forcerun <rule>`, same config); outputs compared with "
             "the recorded sha256. `identical`: same bytes. `equivalent`: same content under a documented rule "
             f"(lm-eval raw JSON without {', '.join(next(iter(VOLATILE_JSON_KEYS.values())))}; {SAFETENSORS_RULE}; "
-            f"{RESUME_RULE}). "
+            f"{RESUME_RULE}; {TIMING_RULE}). "
             "See layerpuzzle.audit.compare.", ""]
     rows = []
     for r in result.reexecutions:

@@ -154,3 +154,38 @@ def efficiency_ratios(record: dict[str, Any], dense: dict[str, Any]) -> dict[str
     out: dict[str, Any] = {name: record[k] / dense[k] if dense[k] else float("nan") for k, name in RATIO_FIELDS.items()}
     out["slower_than_dense"] = bool(record["tokens_per_s"] < dense["tokens_per_s"])
     return out
+
+
+def efficiency_prompts(rows: Sequence[str], tokenizer, n_prompts: int, prompt_tokens: int) -> list[torch.Tensor]:
+    """The fixed prompts: the first ``n_prompts`` rows (in corpus order) that are not WikiText headings
+    (`` = Title = ``) and tokenize to at least ``prompt_tokens`` tokens, each cut to its first
+    ``prompt_tokens`` tokens (the tokenizer's own special tokens included).  English Wikipedia as in
+    LaCo Tables 5/20; the selection is ours (LaCo gives no count or length)."""
+    if n_prompts < 1 or prompt_tokens < 1:
+        raise ValueError(f"need n_prompts >= 1 and prompt_tokens >= 1, got {n_prompts}, {prompt_tokens}")
+    out: list[torch.Tensor] = []
+    for row in rows:
+        text = row.strip()
+        if not text or text.startswith("="):
+            continue
+        ids = tokenizer(text, return_tensors="pt")["input_ids"][0]
+        if ids.shape[0] >= prompt_tokens:
+            out.append(ids[:prompt_tokens].clone())
+            if len(out) == n_prompts:
+                return out
+    raise ValueError(f"only {len(out)} of {len(rows)} rows have >= {prompt_tokens} tokens; {n_prompts} needed")
+
+
+def measure_checkpoint(ckpt_dir: str | Path, rows: Sequence[str], *, n_prompts: int, prompt_tokens: int,
+                       new_tokens: int, warmup: int, dtype: str = "auto", device: str = "auto",
+                       label: str = "") -> dict[str, Any]:
+    """Load the checkpoint in ``ckpt_dir`` with the project's loader (uneven-width checkpoints too) and
+    :func:`measure_efficiency` it on :func:`efficiency_prompts` of ``rows``.  ``dtype`` ``auto`` = bf16 on
+    CUDA (LaCo's setting), fp32 on CPU."""
+    from ..models.sources import load_model
+
+    model, tok = load_model(ckpt_dir, dtype=dtype, device=device)
+    prompts = efficiency_prompts(rows, tok, n_prompts, prompt_tokens)
+    record = measure_efficiency(model, prompts, new_tokens=new_tokens, warmup=warmup, label=label)
+    record["prompt_tokens_each"] = prompt_tokens
+    return record

@@ -131,11 +131,24 @@ def pruning_record(dense_config, *, method: str, variant: str, params: dict[str,
     }
 
 
+def timing_fields(pruning_seconds: float | None, parts: dict[str, float] | None = None) -> dict[str, Any]:
+    """``{"pruning_seconds": s, "timing": {**parts, "core_s": s}}`` for ``pruning.json`` (empty when ``s`` is None)."""
+    if pruning_seconds is None:
+        return {}
+    s = float(pruning_seconds)
+    return {"pruning_seconds": s, "timing": {**{k: float(v) for k, v in (parts or {}).items()}, "core_s": s}}
+
+
 def save_pruned(model, tokenizer, out_dir: str | Path, *, dense_config, base_model: str, method: str,
                 variant: str, params: dict[str, Any], target_fraction: Target,
                 layer_groups: Sequence[Sequence[int]], summary: str, notes: Sequence[str] = (),
-                extra_json: dict[str, Any] | None = None, write_extra=None) -> Path:
+                extra_json: dict[str, Any] | None = None, write_extra=None,
+                pruning_seconds: float | None = None, timing: dict[str, float] | None = None) -> Path:
     """Write a pruned/merged checkpoint with its ``pruning.json``, ``layer_map.json`` and model card.
+
+    ``pruning_seconds`` (recorded also as ``timing.core_s``, with the parts in ``timing``) is the wall time of
+    the method's pruning computation only — not loading, data preparation or saving: LaCo Table 4's
+    definition (docs/efficiency.md).
 
     ``layer_groups[b]`` lists the original layers student layer ``b`` stands for
     (one entry for a kept layer, several for a merged one).  ``write_extra(tmp_dir)``
@@ -145,6 +158,7 @@ def save_pruned(model, tokenizer, out_dir: str | Path, *, dense_config, base_mod
                   else dense_config["num_hidden_layers"]) - len(layer_groups)
     record = pruning_record(dense_config, method=method, variant=variant, params=params,
                             target_fraction=target_fraction, removed_layers=removed)
+    record.update(timing_fields(pruning_seconds, timing))
     lmap = layer_map_from_groups(layer_groups)
     target_key = "target_fraction" if record["target_fraction"] is not None else "target_layers"
     card = model_card(

@@ -8,6 +8,7 @@
 * :mod:`.table4` — Table 4 (layer-removal orders of the DLP baselines);
 * :mod:`.come_ablations` — Tables 11–14 (CoMe ablations);
 * :mod:`.posttrain` — Table 7 and the post-training comparison;
+* :mod:`.laco` — the LaCo paper's Tables 1/2/22, 3, 4 and 5/20 (Dense, LLM-Pruner, SliceGPT, LaCo);
 * :mod:`.render` — CSV, Markdown and LaTeX output (atomic writes).
 
 Table builders live here and in :mod:`layerpuzzle.figures`; nothing under

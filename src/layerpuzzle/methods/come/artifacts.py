@@ -98,6 +98,7 @@ def save_merge_checkpoint(result: MergeResult, tokenizer, out_dir: str | Path, *
         summary=summary_text, notes=[*notes, *extra_notes],
         extra_json={"come_run.json": run, "distillation_pairs.json": distillation_pairs(result.groups)},
         write_extra=lambda tmp: write_run_artifacts(tmp, result, with_candidates=method == "CoMe-P"),
+        pruning_seconds=result.seconds,  # the merge loop (scores, merges, recomputation), not load/save
     )
 
 

@@ -30,6 +30,8 @@ def order_frame(order: RemovalOrder) -> pd.DataFrame:
     # attrs travel in the parquet metadata; JSON round-trip keeps them plain
     df.attrs = {"method": order.method, "n_layers": order.n_layers,
                 "info": json.loads(json.dumps(order.info, default=str))}
+    if order.seconds is not None:  # run bookkeeping (LaCo Table 4's pruning time), not part of the order
+        df.attrs["seconds"] = float(order.seconds)
     return df
 
 
@@ -43,7 +45,7 @@ def read_order(path: str | Path) -> RemovalOrder:
     return RemovalOrder(method=df.attrs["method"], n_layers=int(df.attrs["n_layers"]),
                         layers=[int(x) for x in df.layer], scores=[float(x) for x in df.score],
                         protected=[bool(x) for x in df.protected], source=[str(x) for x in df.source],
-                        info=dict(df.attrs.get("info") or {}))
+                        info=dict(df.attrs.get("info") or {}), seconds=df.attrs.get("seconds"))
 
 
 def write_frame(df: pd.DataFrame, path: str | Path, attrs: dict[str, Any] | None = None) -> None:

@@ -36,6 +36,7 @@ class RemovalOrder:
     protected: list[bool] = field(default_factory=list)
     source: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None  # wall time of computing the order (None: not recorded)
 
     def __post_init__(self) -> None:
         k = len(self.layers)

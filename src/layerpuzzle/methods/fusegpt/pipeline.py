@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from typing import Any
 
 from ...data.calibration import load_calibration
@@ -38,10 +39,12 @@ def run_fusegpt(model_dir: str, calib_path: str, out_dir: str, *, model_name: st
     init = coef_init(variant) if fuse else None
     init_seed = int(variant.get("init_seed", seed))
     mi_precision = check_precision(variant.get("mi_precision", "exact"))
+    t0 = time.perf_counter()  # the MI loop (and fusion) only
     result = fusegpt_prune(model, ids, n_remove, fuse=fuse, rank=coef_rank, lora_rank=lora_rank,
                            init=init or CoefInit(), seed=init_seed, group_size=group_size, batch_size=batch_size,
                            device=next(model.parameters()).device, state_device="cpu" if offload_states else None,
                            mi_precision=mi_precision)
+    seconds = time.perf_counter() - t0
     log.info("FuseGPT-%s removed (original indices, in order): %s", "MI+F" if fuse else "MI", result.removed_original)
     notes = [f"Iterative Macro Influence on {ids.shape[0]} windows of {ids.shape[1]} tokens "
              f"({calibration['sampling']}, {calibration['dataset']}, seed {calibration['seed']}); the lowest-MI layer "
@@ -72,5 +75,6 @@ def run_fusegpt(model_dir: str, calib_path: str, out_dir: str, *, model_name: st
                 + (", with low-rank fusion of each removed layer into its group." if fuse else "."),
         notes=[*notes, *card_notes("fusegpt_mif" if fuse else "fusegpt_mi", variant)],
         extra_json={"fusegpt.json": {"removed_original": result.removed_original, "iterations": result.iterations}},
+        pruning_seconds=seconds,
     )
     return {"removed_original": result.removed_original, "layer_forwards": result.layer_forwards}

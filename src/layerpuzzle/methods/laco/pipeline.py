@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from typing import Any
 
 from ...models.checkpoint import check_target, layers_to_remove, save_pruned
@@ -70,11 +71,13 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
     save_dtype = torch_dtype(dtype, next(model.parameters()).device)
     dense_config = copy.deepcopy(model.config)
     target = layers_to_remove(dense_config, target_fraction)
+    t0 = time.perf_counter()  # LaCo Table 4: the search and merges only
     if variant.get("plan"):
         groups = plan_groups(variant["plan"], dense_config.num_hidden_layers, key="methods.laco.variants[].plan")
         result = fixed_collapse(model, tok, sentences, groups, variant=kind, merge=merge)
     else:
         result = layer_collapse(model, tok, sentences, params, variant=kind, target_removed=target, merge=merge)
+    seconds = time.perf_counter() - t0
     if model.dtype != save_dtype:
         model.to(save_dtype)
         model.config.dtype = save_dtype
@@ -122,5 +125,6 @@ def run_laco(model_dir: str, out_dir: str, *, model_name: str, target_fraction: 
                 f"last-hidden-state cosine to the dense model stayed above T (docs/methods/laco.md).",
         notes=[*notes, *card_notes("laco", variant)],
         extra_json={"laco.json": {**result.summary(), "candidates": result.candidates}},
+        pruning_seconds=seconds,
     )
     return {**result.summary(), "target_layers": target}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,9 @@ def run_mka(model_dir: str, npib_path: str, out_dir: str, *, model_name: str, ta
     n_remove = layers_to_remove(dense_config, target_fraction)
     fusion, kernel = variant["fusion"], variant["kernel"]
     fuse_norms = bool(variant.get("fuse_norms", False))
+    t0 = time.perf_counter()  # the merges only (the NPIB matrix is the mka_similarity job's)
     result = merge_last_layers(model, S, n_remove, fusion, beta=beta, fuse_norms=fuse_norms)
+    seconds = time.perf_counter() - t0
     notes = [NOTES[fusion],
              f"NPIB from the {kernel} diffusion kernel"
              + (" (the released chunk bug: tokens of the first sample of each chunk)." if kernel == "released" else "."),
@@ -89,5 +92,6 @@ def run_mka(model_dir: str, npib_path: str, out_dir: str, *, model_name: str, ta
         summary="MKA merged the last two layers of the stack repeatedly (docs/methods/mka.md).",
         notes=[*notes, *card_notes("mka", variant)],
         extra_json={"mka.json": {"fusion": fusion, "kernel": kernel, "steps": result.steps}},
+        pruning_seconds=seconds,
     )
     return {"removed": n_remove, "lambdas": [s["lambda_i"] for s in result.steps]}
