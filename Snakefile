@@ -30,6 +30,7 @@ for _rule_file in METHOD_RULE_FILES:
     include: _rule_file
 
 
+include: "rules/lm_posttrain.smk"
 include: "rules/tables.smk"
 include: "rules/audit.smk"
 
