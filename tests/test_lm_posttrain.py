@@ -1,5 +1,6 @@
 """LM post-training (LaCo App. C): the first step is a hand-computed AdamW step, the loss falls, bf16 trains on
 fp32 master weights, bad settings are refused, and a SIGKILLed run resumes to the same weights bit for bit."""
+import json
 import os
 import signal
 import subprocess
@@ -131,3 +132,40 @@ def test_sigkill_then_rerun_resumes_to_the_same_weights(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "RESUMED_FROM 3 STEPS 6" in resumed.stdout
     assert resumed.stdout.split("SHA")[-1].strip() == ref
+
+
+def test_posttraining_an_uneven_width_checkpoint_keeps_its_shapes(tmp_path):
+    """An LLM-Pruner checkpoint (uneven layer widths) is post-trained and saved so the same loader rebuilds it."""
+    from layerpuzzle.data.calibration import save_calibration
+    from layerpuzzle.methods.llm_pruner.pipeline import run_llm_pruner
+    from layerpuzzle.models.sources import load_model
+    from layerpuzzle.models.uneven import read_record
+    from layerpuzzle.posttrain_jobs import run_lm_posttrain_job
+
+    model, tok = build_random_model("llama", seed=0)
+    dense = tmp_path / "dense"
+    model.save_pretrained(dense)
+    tok.save_pretrained(dense)
+    calib = tmp_path / "calib.safetensors"
+    save_calibration(calib, chunks(n=4, s=16), {"note": "test"})
+    pruned = tmp_path / "pruned"
+    run_llm_pruner(str(dense), str(calib), str(pruned), model_name="random", target_fraction=0.2,
+                   variant={"layers": [1, 7], "mlp_layers": [1, 7]}, calibration={"dataset": "test", "seed": 0},
+                   dtype="float32", device="cpu")
+    out = tmp_path / "posttrained"
+    res = run_lm_posttrain_job(source_dir=str(pruned), data_path=str(calib), out_dir=str(out),
+                               state_dir=str(tmp_path / "state"), variant={"lr": 1e-3, "steps": 3, "batch_size": 2},
+                               run_params={"data": {}}, base_model="random", source_id="llm_pruner/sp20/default",
+                               slug="x", dtype="float32", device="cpu", checkpoint_every=2, progress=False)
+    assert res["tokens_seen"] == 3 * 2 * 16
+    assert read_record(out)["layers"] == read_record(pruned)["layers"]
+    before, _ = load_model(pruned)
+    after, _ = load_model(out)
+    shapes = {n: tuple(p.shape) for n, p in before.named_parameters()}
+    assert {n: tuple(p.shape) for n, p in after.named_parameters()} == shapes
+    changed = [n for n, p in after.named_parameters() if not torch.equal(p, dict(before.named_parameters())[n])]
+    assert len(changed) == len(shapes)  # every parameter was trained
+    pruning = json.loads((out / "pruning.json").read_text())
+    assert pruning["sparsity_pct"] == json.loads((pruned / "pruning.json").read_text())["sparsity_pct"]
+    assert pruning["posttrain"]["source"] == "llm_pruner/sp20/default"
+    assert (out / "loss_curve.png").is_file() and not (tmp_path / "state").exists()
