@@ -61,7 +61,8 @@ def laco_table_inputs(stem):
 
     return dict(metrics=lambda wc: PLAN.laco_posttrain_inputs(rows(wc))["metrics"],
                 ckpts=lambda wc: PLAN.laco_posttrain_inputs(rows(wc))["ckpts"],
-                bases=lambda wc: [get_model_dir(r["model"]) for r in rows(wc) if r["model"] in PLAN.derived_models()])
+                bases=lambda wc: list(dict.fromkeys(get_model_dir(r["model"]) for r in rows(wc)
+                                                    if r["model"] in PLAN.derived_models())))
 
 
 rule laco_table06_24_posttrain_table:
