@@ -78,7 +78,10 @@ def test_table_rows_chain_and_checkpoints(built):
     assert load_file(str(dense / "model.safetensors")).keys() == trained.keys()
     prov = json.loads((tmp / "results" / DERIVED / "pruned" / "laco" / "n1" / "variant=described" /
                        "provenance.json").read_text())
-    assert str(dense) .endswith(prov["inputs"]["model"][0]) or prov["inputs"]["model"][0].endswith(f"{DERIVED}/dense")
+    assert prov["inputs"]["model"][0]["path"] == f"results/{DERIVED}/dense"  # the path names the chain
+    derive = json.loads((tmp / "results" / DERIVED / "dense.prov.json").read_text())
+    assert derive["rule"] == "derive_model" and derive["params"]["chain"] == chain
+    assert derive["inputs"]["ckpt"][0]["path"] == str(pt.relative_to(tmp))
 
 
 def test_reprune_rebuilds_when_and_only_when_the_posttraining_changes(built):
