@@ -32,6 +32,7 @@ for _rule_file in METHOD_RULE_FILES:
 
 
 include: "rules/efficiency.smk"
+include: "rules/lm_posttrain.smk"
 include: "rules/tables.smk"
 include: "rules/laco_analyses.smk"
 include: "rules/mka_tables.smk"

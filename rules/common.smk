@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from layerpuzzle.config import (canonical, check_references, is_layer_label, load_schema,
+from layerpuzzle.config import (ConfigError, canonical, check_references, is_layer_label, load_schema,
                                target_fraction, target_param, validate_config)
 from layerpuzzle.data.calibration import CALIB_ID_RE
 from layerpuzzle.data.text_sources import MIRROR_FILES, PERPLEXITY_DATASETS, resolve_mirror
@@ -11,7 +11,7 @@ from layerpuzzle.evaluation.local_tasks import benchmark_mirror_files
 from layerpuzzle.methods.come.variants import EXECUTION_KEYS, model_note
 from layerpuzzle.methods.registry import rule_files
 from layerpuzzle.models.sources import run_dtype  # a variant's own `dtype`, else the model entry's
-from layerpuzzle.plan import CKPT_RE, FIGURES, SLUG_RE, TABLES, TARGET_RE, Plan
+from layerpuzzle.plan import BASE_CKPT_RE, CKPT_RE, FIGURES, SLUG_RE, TABLES, TARGET_RE, Plan
 from layerpuzzle.plan_mka import MkaTables
 
 
@@ -29,11 +29,19 @@ def validate(config):
 
 validate(config)
 PLAN = Plan(config, load_schema(SCHEMA_FILE))
+try:  # derived models and the post-training tables' checkpoints: before any job runs
+    PLAN.check_derived()
+    PLAN.check_posttrain_tables()
+except ValueError as _exc:
+    raise ConfigError(f"invalid config:\n  - {_exc}") from None
 METHOD_RULE_FILES = rule_files()  # included by the Snakefile
 
 MIRROR = resolve_mirror(config["data"]["mirror"])
 MIRROR_PARAM = str(MIRROR) if MIRROR else ""
 RES = config["resources"]
+_NEVER = r"(?!x)x"
+DERIVED_MODEL_RE = "|".join(re.escape(m) for m in PLAN.derived_models()) or _NEVER
+ORIGINAL_MODEL_RE = "|".join(re.escape(m) for m in config["models"] if m not in PLAN.derived_models()) or _NEVER
 
 
 wildcard_constraints:

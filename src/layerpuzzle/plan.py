@@ -60,13 +60,16 @@ TARGET_RE = TARGET_LABEL_RE
 SLUG_RE = r"[A-Za-z0-9_.=,+-]+"
 # a source checkpoint: dense or <method key>/<target label>/<path component>
 BASE_CKPT_RE = rf"dense|[A-Za-z0-9_+.-]+/(?:{TARGET_RE})/{SLUG_RE}"
-# Post-processing stages: each takes any checkpoint id and appends /<stage>/<scheme> (a later `posttrain`
-# stage is added here the same way).
-POST_STAGES = ("oneshot",)
-# a stage's scheme slug (layerpuzzle.methods.quantize.parse_scheme accepts one spelling of each)
+# Post-processing stages: each takes a checkpoint id and appends /<stage>/<slug>:
+#   /oneshot/<scheme>      quantization / sparsification with llm-compressor (rules/oneshot.smk)
+#   /posttrain/<variant>   LM post-training (rules/lm_posttrain.smk)
+POSTTRAIN = "posttrain"
+POST_STAGES = ("oneshot", POSTTRAIN)
+# a oneshot scheme slug (layerpuzzle.methods.quantize.parse_scheme accepts one spelling of each)
 SCHEME_RE = r"[a-z0-9][a-z0-9.-]*"
-# the post-processing suffix of a chain: (/<stage>/<scheme>)*
-POST_RE = rf"(?:/(?:{'|'.join(POST_STAGES)})/{SCHEME_RE})*"
+POSTTRAIN_RE = rf"/{POSTTRAIN}/{SLUG_RE}"
+# the post-processing suffix of a chain: (/oneshot/<scheme> | /posttrain/<variant>)*
+POST_RE = rf"(?:/oneshot/{SCHEME_RE}|{POSTTRAIN_RE})*"
 # {ckpt}: a source checkpoint, then any post-processing stages
 CKPT_RE = rf"(?:{BASE_CKPT_RE}){POST_RE}"
 TABLES = "results/tables"
@@ -289,12 +292,18 @@ class Plan:
     # ------------------------------------------------------------------ checkpoints and evaluations
     def checkpoint_dir(self, model: str, ckpt: str) -> str:
         """The directory of checkpoint ``ckpt``: the dense model's, ``results/{model}/pruned/{ckpt}`` for a
-        method's, and ``results/{model}/pruned/oneshot/{scheme}/{source}`` for ``{source}/oneshot/{scheme}``
-        (not ``pruned/{ckpt}``: that would lie inside the source's directory, an output of another job)."""
+        method's, ``results/{model}/pruned/oneshot/{scheme}/{source}`` for ``{source}/oneshot/{scheme}`` and
+        ``results/{model}/posttrain/lm/{source}/{slug}`` for ``{source}/posttrain/{slug}`` (a chained checkpoint
+        cannot lie inside its source's directory, an output of another job)."""
+        if ckpt == "dense":
+            return self.model_dir(model)
         split = self.split_oneshot(ckpt)
         if split is not None:
             return f"results/{model}/pruned/{self.ONESHOT}/{split[1]}/{split[0]}"
-        return self.model_dir(model) if ckpt == "dense" else f"results/{model}/pruned/{ckpt}"
+        split = split_posttrain(ckpt)
+        if split is not None:
+            return self.posttrain_dir(model, *split)
+        return f"results/{model}/pruned/{ckpt}"
 
     @staticmethod
     def metrics_path(model: str, ckpt: str) -> str:
@@ -779,6 +788,247 @@ class Plan:
     def laco_table_outputs(self) -> list[str]:
         return [p for stem in self.LACO_TABLE_STEMS for p in self.table_files(stem)]
 
+
+    # ================================================================== post-processing stage `posttrain`
+    # (LM post-training of any checkpoint, docs/methods/lm_posttrain.md; rules/lm_posttrain.smk).
+    # A checkpoint id ``{source}/posttrain/{slug}``: ``{source}`` = ``dense`` or ``{method}/{target}/{variant}``,
+    # ``{slug}`` = the path component of a ``posttrain_lm`` variant. Its directory is
+    # ``results/{model}/posttrain/lm/{source}/{slug}`` — NOT under ``results/{model}/pruned/{source}``, because
+    # Snakemake refuses an output inside another job's directory output (ChildIOException).
+    # Re-pruning a post-trained checkpoint: a *derived model* (``models.<name>: {source: derived, derived_from:
+    # <model>, checkpoint: <id>}``) whose dense directory is a copy of that checkpoint (rule derive_model).
+    def posttrain_cfg(self) -> dict[str, Any]:
+        return self.config.get("posttrain_lm") or {}
+
+    def posttrain_schema(self) -> dict[str, Any]:
+        return self.schema["properties"]["posttrain_lm"]
+
+    def posttrain_path_settings(self) -> dict[str, Any]:
+        """posttrain_lm's block-level settings that differ from the schema default (they name every path)."""
+        if not hasattr(self, "_pt_defaults"):  # the block as the schema alone gives it
+            from .config import validate_config
+
+            bare = {k: v for k, v in self.config.items() if k not in ("methods", "posttrain_lm")}
+            self._pt_defaults = validate_config(copy.deepcopy(bare), self.schema)["posttrain_lm"]
+        return method_path_settings(self.posttrain_cfg(), self._pt_defaults, self.posttrain_schema(), "")
+
+    def posttrain_variants(self) -> list[dict[str, Any]]:
+        return list(self.posttrain_cfg().get("variants") or [])
+
+    def posttrain_variant_slug(self, variant: dict[str, Any]) -> str:
+        return checkpoint_slug(self.posttrain_path_settings(), variant)
+
+    def posttrain_slug(self, name: str | None) -> str:
+        """The path component a posttrain_lm variant is named by: ``None`` = the first configured variant, a
+        configured variant's label or path component, or any valid path component (:meth:`posttrain_variant`)."""
+        variants = self.posttrain_variants()
+        if name is None:
+            if not variants:
+                raise ValueError("config key `posttrain_lm.variants`: value [] has no variant; allowed: at least one")
+            return self.posttrain_variant_slug(variants[0])
+        for v in variants:
+            if name in (v.get("label"), self.posttrain_variant_slug(v)):
+                return self.posttrain_variant_slug(v)
+        self.posttrain_variant(name)  # raises naming what is allowed
+        return name
+
+    def posttrain_variant(self, slug: str) -> dict[str, Any]:
+        """The settings (with ``label``) of the posttrain_lm variant whose path component is ``slug``: a
+        configured one, else the ``key=value`` settings the slug names (read with the schema's types and
+        required to be the canonical path of those settings)."""
+        for v in self.posttrain_variants():
+            if self.posttrain_variant_slug(v) == slug:
+                return dict(v)
+        item = self.posttrain_schema()["properties"]["variants"]["items"]
+        props = {k: sch for k, sch in item["properties"].items() if k not in NON_SETTING_KEYS}
+        fixed = {n: slug_value(v) for n, v in self.posttrain_path_settings().items()}
+        params: dict[str, Any] = {}
+        configured = ", ".join(v.get("label") or self.posttrain_variant_slug(v) for v in self.posttrain_variants())
+        for part in ([] if slug == "default" else slug.split(",")):
+            name, sep, text = part.partition("=")
+            if sep and name not in props and fixed.get(name) == text:
+                continue
+            if not sep or name not in props:
+                raise ValueError(f"posttrain_lm path component {slug!r}: {part!r} is not <key>=<value> with key in "
+                                 f"{', '.join(sorted(props))} (configured variants: {configured or 'none'})")
+            if props[name].get("type") == "array":  # betas: numbers joined with "+" (config.slug_value)
+                try:
+                    params[name] = [float(x) for x in text.split("+")]
+                except ValueError:
+                    raise ValueError(f"posttrain_lm path component {slug!r}: `{part}` is not numbers joined with "
+                                     f"'+'") from None
+                continue
+            params[name] = _slug_scalar("posttrain_lm", name, text, props[name])
+        errors = list(defaults_validator(item).iter_errors(params))
+        if errors:
+            raise ValueError(f"posttrain_lm path component {slug!r}: "
+                             + "; ".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors))
+        if self.posttrain_variant_slug(params) != slug:
+            raise ValueError(f"posttrain_lm path component {slug!r}: with this config these settings are named "
+                             f"{self.posttrain_variant_slug(params)!r}; use that path")
+        return {**settings_of(params), "label": ""}
+
+    def posttrain_id(self, source: str, variant: str | None = None) -> str:
+        """``{source}/posttrain/{slug}`` of the posttrain_lm variant ``variant`` (label or path component;
+        None = the first configured one)."""
+        return f"{source}/{POSTTRAIN}/{self.posttrain_slug(variant)}"
+
+    @staticmethod
+    def posttrain_dir(model: str, source: str, slug: str) -> str:
+        return f"results/{model}/posttrain/lm/{source}/{slug}"
+
+    def check_source(self, model: str, ckpt: str, key: str) -> None:
+        """Raise ValueError (naming config key ``key``) unless ``ckpt`` is a checkpoint id this config can build
+        on ``model``: dense, or a registered method, a target label and a valid path component of it, each
+        optionally followed by /posttrain/<valid posttrain_lm path component>."""
+        if not re.fullmatch(CKPT_RE, ckpt):
+            raise ValueError(f"config key `{key}`: value {ckpt!r} is not a checkpoint id; allowed: dense or "
+                             f"<method>/<target label>/<variant path>, optionally + /{POSTTRAIN}/<posttrain_lm "
+                             f"variant>")
+        split = split_posttrain(ckpt)
+        base = split[0] if split else ckpt
+        if base != "dense":
+            method, _target, slug = base.split("/")
+            if method not in registry.REGISTRY:
+                raise ValueError(f"config key `{key}`: value {ckpt!r} names method {method!r}, which is not "
+                                 f"registered; allowed: {', '.join(registry.keys())}")
+            try:
+                self.variant(method, slug, model)
+            except ValueError as exc:
+                raise ValueError(f"config key `{key}`: value {ckpt!r}: {exc}") from None
+        if split:
+            try:
+                self.posttrain_slug(split[1])  # a label or a path component
+            except ValueError as exc:
+                raise ValueError(f"config key `{key}`: value {ckpt!r}: {exc}") from None
+
+
+    def posttrain_data(self) -> CalibrationSpec:
+        """The training chunks of LM post-training (``posttrain_lm.data``, a calibration set)."""
+        from .distill.data import training_data_spec
+
+        return training_data_spec(self.posttrain_cfg()["data"])
+
+    def posttrain_data_path(self, model: str) -> str:
+        return self.calib_path(model, self.posttrain_data())
+
+    # ------------------------------------------------------------------ LaCo Tables 6/24 and 21 (extra targets)
+    def laco_table06_rows(self) -> list[dict[str, str]]:
+        """[{row, model, checkpoint}] of LaCo Tables 6/24: Dense, LaCo, LaCo+post-train, LaCo+post-train+re-prune
+        (``posttrain_lm.tables.table06_reprune``); [] when not configured."""
+        t = (self.posttrain_cfg().get("tables") or {}).get("table06_reprune")
+        if not t:
+            return []
+        derived = t["model"]
+        base, pt = self.derived_checkpoint(derived)
+        source = split_posttrain(pt)[0]
+        return [{"row": "Dense*", "model": base, "checkpoint": "dense"},
+                {"row": "LaCo", "model": base, "checkpoint": source},
+                {"row": "LaCo+post-train", "model": base, "checkpoint": pt},
+                {"row": "LaCo+post-train+re-prune", "model": derived, "checkpoint": t["checkpoint"]}]
+
+    def laco_table21_rows(self) -> list[dict[str, str]]:
+        """[{row, model, checkpoint}] of LaCo Table 21: every configured checkpoint, and it post-trained."""
+        t = (self.posttrain_cfg().get("tables") or {}).get("table21")
+        if not t:
+            return []
+        model = t.get("model") or self.run_models[0]
+        out = []
+        for c in t["checkpoints"]:
+            pt = self.posttrain_id(c, t.get("variant"))
+            out += [{"row": c, "model": model, "checkpoint": c}, {"row": f"{c}+post-train", "model": model,
+                                                                  "checkpoint": pt}]
+        return out
+
+    def laco_posttrain_rows(self, stem: str, required: bool = False) -> list[dict[str, str]]:
+        """The rows of ``posttrain_lm.tables.<stem>`` (table06_reprune or table21); with ``required`` an
+        unconfigured table raises, naming the key."""
+        rows = self.laco_table06_rows() if stem == "table06_reprune" else self.laco_table21_rows()
+        if required and not rows:
+            allowed = ("{model: <a derived model whose checkpoint is <LaCo checkpoint>/posttrain/<variant>>, "
+                       "checkpoint: <its re-pruned checkpoint, e.g. laco/n6/default>}" if stem == "table06_reprune"
+                       else "{checkpoints: [laco/sp45/default, llm_pruner/sp45/default], variant: null}")
+            raise ValueError(f"config key `posttrain_lm.tables.{stem}`: value null; allowed: {allowed} "
+                             f"(config/config.yaml and config/paper.yaml set it)")
+        return rows
+
+    def check_posttrain_tables(self) -> None:
+        """Reject table settings that name an unknown or non-derived model or a checkpoint this config cannot build."""
+        tables = self.posttrain_cfg().get("tables") or {}
+        t6 = tables.get("table06_reprune")
+        if t6:
+            derived = self.derived_models()
+            if t6["model"] not in derived:
+                raise ValueError(f"config key `posttrain_lm.tables.table06_reprune.model`: value {t6['model']!r} is "
+                                 f"not a derived model (models.<name>.source: derived); allowed: "
+                                 f"{', '.join(derived) or '(none configured)'}")
+            if split_posttrain(self.derived_checkpoint(t6["model"])[1]) is None:
+                raise ValueError(f"config key `models.{t6['model']}.checkpoint`: value "
+                                 f"{derived[t6['model']]['checkpoint']!r} is not post-trained; allowed for "
+                                 f"posttrain_lm.tables.table06_reprune: <checkpoint>/posttrain/<variant>")
+            self.check_source(t6["model"], t6["checkpoint"], "posttrain_lm.tables.table06_reprune.checkpoint")
+        t21 = tables.get("table21")
+        if t21:
+            model = t21.get("model") or self.run_models[0]
+            if model not in self.config["models"]:
+                raise ValueError(f"config key `posttrain_lm.tables.table21.model`: value {model!r} is not a model; "
+                                 f"allowed: {', '.join(self.config['models'])}")
+            for i, c in enumerate(t21["checkpoints"]):
+                self.check_source(model, c, f"posttrain_lm.tables.table21.checkpoints[{i}]")
+            self.posttrain_slug(t21.get("variant"))
+
+    def laco_posttrain_inputs(self, rows: list[dict[str, str]]) -> dict[str, list[str]]:
+        """metrics.json and checkpoint directory of every row."""
+        return {"metrics": [self.metrics_path(r["model"], r["checkpoint"]) for r in rows],
+                "ckpts": [self.checkpoint_dir(r["model"], r["checkpoint"]) for r in rows]}
+
+    # ------------------------------------------------------------------ derived models (re-pruning)
+    def derived_models(self) -> dict[str, dict[str, Any]]:
+        """{name: entry} of the models whose dense directory is a checkpoint of another model."""
+        return {m: e for m, e in self.config["models"].items() if (e or {}).get("source") == "derived"}
+
+    def derived_checkpoint(self, model: str) -> tuple[str, str]:
+        """(base model, checkpoint id with its posttrain variant resolved to a path component) of derived
+        ``model``; the config's ``checkpoint`` may name the posttrain variant by its label."""
+        e = self.config["models"][model]
+        ckpt = e["checkpoint"]
+        split = split_posttrain(ckpt)
+        if split:
+            ckpt = f"{split[0]}/{POSTTRAIN}/{self.posttrain_slug(split[1])}"
+        return e["derived_from"], ckpt
+
+    def derived_source_dir(self, model: str) -> str:
+        base, ckpt = self.derived_checkpoint(model)
+        return self.checkpoint_dir(base, ckpt)
+
+    def derived_chain(self, model: str) -> list[dict[str, str]]:
+        """[{model, checkpoint}] from the original model to ``model`` (what its provenance names)."""
+        chain: list[dict[str, str]] = []
+        while model in self.derived_models():
+            base, ckpt = self.derived_checkpoint(model)
+            chain.insert(0, {"model": base, "checkpoint": ckpt, "as": model})
+            model = base
+        return chain
+
+    def check_derived(self) -> None:
+        """Reject a derived model whose base is unknown, that derives from itself (a cycle) or whose checkpoint
+        this config cannot build, naming the key, the value and what is allowed."""
+        models = self.config["models"]
+        for name, e in self.derived_models().items():
+            base = e["derived_from"]
+            if base not in models or base == name:
+                allowed = ", ".join(m for m in models if m != name)
+                raise ValueError(f"config key `models.{name}.derived_from`: value {base!r} is not a model; "
+                                 f"allowed: {allowed}")
+            seen, m = {name}, base
+            while m in self.derived_models():
+                if m in seen:
+                    raise ValueError(f"config key `models.{name}.derived_from`: value {base!r} leads back to "
+                                     f"{name!r} (a cycle); allowed: a chain that ends at a non-derived model")
+                seen.add(m)
+                m = models[m]["derived_from"]
+            self.check_source(base, e["checkpoint"], f"models.{name}.checkpoint")
+
     # ------------------------------------------------------------------ tables
     @staticmethod
     def table_files(stem: str) -> list[str]:
@@ -815,6 +1065,12 @@ class Plan:
         from .plan_mka import MkaTables
 
         return MkaTables(self)
+
+
+def split_posttrain(ckpt: str) -> tuple[str, str] | None:
+    """``(source, slug)`` of a post-trained checkpoint id ``{source}/posttrain/{slug}``, else None."""
+    source, sep, slug = ckpt.rpartition(f"/{POSTTRAIN}/")
+    return (source, slug) if sep and source and "/" not in slug else None
 
 
 def _target(t: float | int | str) -> float | str:

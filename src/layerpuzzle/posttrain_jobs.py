@@ -381,3 +381,76 @@ def _run_training_from_dense(*, method: str, settings_cls: type, train: Callable
         pruning_seconds=core_s)
     store.clear()
     return {**trained.returns, "budget": result.budget.as_dict(), "seconds": record["seconds"]}
+
+
+# ---------------------------------------------------------------------------- LM post-training of any checkpoint
+LM_POSTTRAIN_ASSUMPTIONS = (
+    "Full-parameter causal-LM post-training (LaCo App. C): every parameter trainable, next-token cross-entropy, "
+    "AdamW with the configured lr, betas, weight decay and eps, gradient-norm clipping, cosine schedule with "
+    "linear warmup (LaCo states no warmup; default none).",
+    "Training data: the configured chunk set (LaCo's ~1 B-token corpus is not released; the embedded default "
+    "uses WikiText-2 train); batch order = seeded permutations (layerpuzzle.distill.data.BatchOrder). One "
+    "optimiser step per batch, no gradient accumulation (the paper: global batch 32 = 8/GPU x 4 GPUs).",
+    "A bf16/fp16 model trains on fp32 master weights (layerpuzzle.distill.precision) and is cast back once.",
+    "The layer structure is the source checkpoint's: its layer_map.json, pruning.json (with a `posttrain` "
+    "entry added) and, for uneven widths, uneven_layers.json are carried over unchanged.",
+)
+CARRIED_FILES = ("layer_map.json", "pruning.json")
+
+
+def run_lm_posttrain_job(*, source_dir: str, data_path: str, out_dir: str, state_dir: str, variant: dict[str, Any],
+                         run_params: dict[str, Any], base_model: str, source_id: str, slug: str, dtype: str, device: str,
+                         checkpoint_every: int, progress: bool = True) -> dict[str, Any]:
+    """Post-train checkpoint ``source_dir`` (id ``source_id`` of ``base_model``) and save it to ``out_dir``."""
+    from .distill.lm_posttrain import LMPosttrainSettings, lm_posttrain
+    from .models.checkpoint import model_card, save_checkpoint
+    from .evaluation.metrics import pruning_info
+    from .models.uneven import is_uneven, read_record, save_uneven
+
+    started = time.time()
+    src = Path(source_dir)
+    model, tok = load_model(source_dir, dtype=dtype, device=device)
+    chunks = load_calibration(data_path)
+    settings = settings_from(LMPosttrainSettings, variant, checkpoint_every=checkpoint_every)
+    store = ResumeStore(state_dir, {"variant": variant, "run": run_params, "data": file_sha256(data_path),
+                                    "source": source_fingerprint(source_dir), **runtime_fingerprint(model)})
+    result = lm_posttrain(model, chunks, settings, store, stop=StopHook.from_env(), progress=progress)
+    record = training_record(result, seconds=time.time() - started, extra={
+        "source_checkpoint": source_id, "source_dir": str(source_dir), "data": run_params.get("data"),
+        "paper_tokens": 1.0e9, "tokens_fraction_of_paper": result.details["tokens_seen"] / 1.0e9})
+    carried = {name: json.loads((src / name).read_text()) for name in CARRIED_FILES if (src / name).exists()}
+    pruning = carried.get("pruning.json") or pruning_info(src)  # a dense source: Dense's record
+    pt_name = variant.get("label") or slug
+    pruning = {**pruning, "variant": "+".join(v for v in (pruning.get("variant") or "", f"post-train {pt_name}") if v),
+               "posttrain": {"source": source_id, "variant": variant.get("label") or "",
+                                        "settings": {k: v for k, v in variant.items() if k != "label"},
+                                        "tokens_seen": result.details["tokens_seen"]}}
+    label = f" ({variant['label']})" if variant.get("label") else ""
+    title = f"{base_model} — {source_id} + LM post-training{label}"
+    summary = (f"The checkpoint `{source_id}` of `{base_model}` after full-parameter causal-LM post-training: "
+               f"{settings.steps} steps x batch {settings.batch_size} x {chunks.shape[1]} tokens = "
+               f"{result.details['tokens_seen']:,} tokens seen (LaCo: ~1 B).")
+    notes = [*LM_POSTTRAIN_ASSUMPTIONS, "Loss per step: loss_history.csv, loss_curve.png (LaCo Fig. 3).",
+             describe_data_use(result.details["data_use"])]
+    params = {**{k: v for k, v in variant.items() if k != "label"}, **run_params, "source": source_id}
+    extra = {"training.json": record, "pruning.json": pruning}
+    card = model_card(title=title, method=METHOD_LM, model=base_model, summary=summary, params=params,
+                      layer_map=carried.get("layer_map.json"), notes=notes)
+
+    def write_curve(tmp: Path) -> None:
+        write_training_artifacts(tmp, result, f"{title} (LaCo Fig. 3)")
+
+    if is_uneven(src):  # LLM-Pruner / SliceGPT: the same uneven record, so the same loader rebuilds it
+        uneven = read_record(src)
+        save_uneven(model, tok, out_dir, record={k: v for k, v in uneven.items() if k != "format"}, card=card,
+                    layer_map=carried.get("layer_map.json"), extra_json=extra, write_extra=write_curve)
+    else:
+        save_checkpoint(model, tok, out_dir, card=card, layer_map=carried.get("layer_map.json"), extra_json=extra,
+                        write_extra=write_curve)
+    store.clear()
+    return {"tokens_seen": result.details["tokens_seen"], "seconds": record["seconds"],
+            "first_loss": result.phases[0].losses[0], "last_loss": result.phases[0].losses[-1],
+            "resumed_from": result.phases[0].resumed_from}
+
+
+METHOD_LM = "LM post-training"

@@ -40,3 +40,16 @@ def plot_loss_curve(curve: Sequence[tuple[str, float]], path: str | os.PathLike,
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def plot_loss_history(ckpt_dir: str | os.PathLike, path: str | os.PathLike, title: str) -> dict[str, float | int]:
+    """Plot a trained checkpoint's ``loss_history.csv`` (phase, phase_step, global_step, loss) to ``path``;
+    returns the number of steps and the first and last loss."""
+    import csv
+    from pathlib import Path
+
+    with open(Path(ckpt_dir) / "loss_history.csv") as f:
+        rows = list(csv.DictReader(f))
+    curve = [(r["phase"], float(r["loss"])) for r in rows]
+    plot_loss_curve(curve, path, title, ylabel="next-token cross-entropy")
+    return {"steps": len(curve), "first_loss": curve[0][1], "last_loss": curve[-1][1]}

@@ -49,8 +49,9 @@ def model_card(*, title: str, method: str, model: str, summary: str, params: dic
 
 def save_checkpoint(model, tokenizer, out_dir: str | Path, *, card: str,
                     layer_map: list[dict[str, Any]] | None = None,
-                    extra_json: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` + ``tokenizer`` + card + layer map atomically to ``out_dir``."""
+                    extra_json: dict[str, Any] | None = None, write_extra=None) -> Path:
+    """Write ``model`` + ``tokenizer`` + card + layer map atomically to ``out_dir``; ``write_extra(tmp_dir)``
+    may add artifacts (loss curves) before the rename."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -60,6 +61,8 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, *, card: str,
             (tmp / "layer_map.json").write_text(json.dumps(layer_map, indent=2) + "\n")
         for name, obj in (extra_json or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        if write_extra is not None:
+            write_extra(tmp)
     return out_dir
 
 

@@ -204,7 +204,7 @@ def check_shapes(model, record: dict[str, Any]) -> None:
 def save_uneven(model, tokenizer, out_dir: str | Path, *, record: dict[str, Any], card: str | None = None,
                 title: str | None = None, summary: str = "", params: dict[str, Any] | None = None,
                 layer_map: list[dict[str, Any]] | None = None, extra_json: dict[str, Any] | None = None,
-                verify: bool = True) -> Path:
+                verify: bool = True, write_extra=None) -> Path:
     """Write an uneven checkpoint atomically (:func:`layerpuzzle.models.checkpoint.save_checkpoint`).
 
     ``record`` = ``{"kind": ..., "layers": [...], ...}`` (``format`` is added); ``model.config``
@@ -225,4 +225,4 @@ def save_uneven(model, tokenizer, out_dir: str | Path, *, record: dict[str, Any]
         card = card.rstrip("\n") + "\n\n## Load (uneven layer widths)\n\n" + load_text + "\n"
     full = {"format": FORMAT, **{k: v for k, v in record.items() if k != "format"}}
     return save_checkpoint(model, tokenizer, out_dir, card=card, layer_map=layer_map,
-                           extra_json={**(extra_json or {}), RECORD_FILE: full})
+                           extra_json={**(extra_json or {}), RECORD_FILE: full}, write_extra=write_extra)
