@@ -52,7 +52,7 @@ def test_overlays_are_valid():
     ({"table1": {"per_model_targets": {"tiny": ["n8"]}}},
      r"`tables\.mka\.table1\.per_model_targets\.tiny\[0\]`: value 'n8' removes 8 layers"),
     ({"table1": {"per_model_targets": {"nope": ["n2"]}}},
-     r"`tables\.mka\.table1\.per_model_targets`: key 'nope' is not a model; allowed: smollm2-135m, tiny"),
+     r"`tables\.mka\.table1\.per_model_targets`: key 'nope' is not a model; allowed: smollm2-135m, smollm2-135m-laco-pt, tiny"),
     ({"similarity": {"target": "n8"}}, r"`tables\.mka\.similarity\.target`: value 'n8' removes 8 layers"),
     ({"table2": {"targets": ["n2", "n3"], "sparsegpt": [0.3]}},
      r"`tables\.mka\.table2\.sparsegpt`: value \[0\.3\] has 1 sparsities for 2 levels .*allowed: one fraction in "

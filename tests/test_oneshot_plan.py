@@ -48,13 +48,13 @@ def test_ids_paths_and_split():
     assert plan.checkpoint_dir(SMOL, cid) == f"results/{SMOL}/pruned/oneshot/awq-w4a16-g64/{src}"
     assert plan.checkpoint_dir(SMOL, "dense/oneshot/gptq-w4a16-g64") == f"results/{SMOL}/pruned/oneshot/gptq-w4a16-g64/dense"
     assert plan.metrics_path(SMOL, cid) == f"results/{SMOL}/eval/{cid}/metrics.json"
-    assert POST_STAGES == ("oneshot",)
+    assert POST_STAGES == ("oneshot", "posttrain")
 
 
 @pytest.mark.parametrize("ckpt, ok", [
     ("dense", True), ("dense/oneshot/gptq-w4a16-g64", True), ("mka/n8/default/oneshot/smoothquant-w8a8-a0.5", True),
     ("shortgpt/sp30/last_layer_output=raw/oneshot/sparsegpt-43.75", True), ("mka/sp30/default", True),
-    ("dense/posttrain/x", False), ("dense/oneshot/", False), ("dense/oneshot/a/b", False), ("mka/x30/default", False),
+    ("dense/posttrain/x", True), ("dense/oneshot/x/posttrain/y", False), ("dense/oneshot/", False), ("dense/oneshot/a/b", False), ("mka/x30/default", False),
 ])
 def test_ckpt_re_matches_chains(ckpt, ok):
     assert bool(re.fullmatch(CKPT_RE, ckpt)) is ok

@@ -68,8 +68,9 @@ POST_STAGES = ("oneshot", POSTTRAIN)
 # a oneshot scheme slug (layerpuzzle.methods.quantize.parse_scheme accepts one spelling of each)
 SCHEME_RE = r"[a-z0-9][a-z0-9.-]*"
 POSTTRAIN_RE = rf"/{POSTTRAIN}/{SLUG_RE}"
-# the post-processing suffix of a chain: (/oneshot/<scheme> | /posttrain/<variant>)*
-POST_RE = rf"(?:/oneshot/{SCHEME_RE}|{POSTTRAIN_RE})*"
+# the post-processing suffix of a chain: at most one /posttrain/<variant> (longer chains go through derived
+# models, docs/methods/lm_posttrain.md), then any /oneshot/<scheme> stages
+POST_RE = rf"(?:{POSTTRAIN_RE})?(?:/oneshot/{SCHEME_RE})*"
 # {ckpt}: a source checkpoint, then any post-processing stages
 CKPT_RE = rf"(?:{BASE_CKPT_RE}){POST_RE}"
 TABLES = "results/tables"
