@@ -22,7 +22,8 @@ from layerpuzzle.tables.paper import load_paper_sparsity
 from layerpuzzle.tables.sparsity_table import printed_decimals
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["models"]
+MODELS = {k: m for k, m in yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["models"].items()
+          if m.get("source") != "derived"}  # derived models (re-pruning) are checkpoints, not paper models
 SPECS = specs_from_config(MODELS)
 PAPER_NAMES = {key: m["paper_name"] for key, m in MODELS.items()}
 
