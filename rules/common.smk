@@ -11,7 +11,7 @@ from layerpuzzle.evaluation.local_tasks import benchmark_mirror_files
 from layerpuzzle.methods.come.variants import EXECUTION_KEYS, model_note
 from layerpuzzle.methods.registry import rule_files
 from layerpuzzle.models.sources import run_dtype  # a variant's own `dtype`, else the model entry's
-from layerpuzzle.plan import BASE_CKPT_RE, CKPT_RE, FIGURES, SLUG_RE, TABLES, TARGET_RE, Plan
+from layerpuzzle.plan import BASE_CKPT_RE, CKPT_RE, SCHEME_RE, FIGURES, SLUG_RE, TABLES, TARGET_RE, Plan
 from layerpuzzle.plan_mka import MkaTables
 
 
@@ -303,3 +303,37 @@ def mka_similarity_inputs(wildcards=None):
             out[f"{m}|{c}"] = {"measures": MKA.similarity_path(m, c),
                                "npib": MKA.npib_ckpt_path(m, c, MKA.npib_kernel())}
     return out
+
+
+# ------------------------------------------------------------------ helpers of the post-processing and LaCo table rules
+# rules/oneshot.smk
+def oneshot_checked(wc):
+    """The scheme, after PLAN has refused a bad scheme or source (raised while the DAG is built)."""
+    PLAN.check_oneshot_source(wc.model, wc.source)
+    PLAN.check_oneshot_scheme(wc.model, wc.scheme)
+    return wc.scheme
+
+
+# rules/lm_posttrain.smk
+def laco_table_inputs(stem):
+    """Input functions of a LaCo post-training table: the rows' metrics and checkpoints, and the dense
+    directories of derived models (their pruning.json holds the earlier pruning step). A target whose
+    checkpoints are not configured fails at DAG time, naming the config key."""
+
+    def rows(wc):
+        return PLAN.laco_posttrain_rows(stem, required=True)
+
+    return dict(metrics=lambda wc: PLAN.laco_posttrain_inputs(rows(wc))["metrics"],
+                ckpts=lambda wc: PLAN.laco_posttrain_inputs(rows(wc))["ckpts"],
+                bases=lambda wc: list(dict.fromkeys(get_model_dir(r["model"]) for r in rows(wc)
+                                                    if r["model"] in PLAN.derived_models())))
+
+
+# rules/laco_tables.smk
+def laco_table_entries():
+    return [
+        {"model": m, "pruner": row, "ckpt": c, "ckpt_dir": PLAN.checkpoint_dir(m, c),
+         "metrics": PLAN.metrics_path(m, c), "efficiency": PLAN.efficiency_path(m, c)}
+        for m in PLAN.laco_table_models()
+        for row, c in PLAN.laco_table_checkpoints(m).items()
+    ]

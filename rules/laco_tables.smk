@@ -4,15 +4,6 @@
 # Logic: layerpuzzle.tables.laco.
 
 
-def laco_table_entries():
-    return [
-        {"model": m, "pruner": row, "ckpt": c, "ckpt_dir": PLAN.checkpoint_dir(m, c),
-         "metrics": PLAN.metrics_path(m, c), "efficiency": PLAN.efficiency_path(m, c)}
-        for m in PLAN.laco_table_models()
-        for row, c in PLAN.laco_table_checkpoints(m).items()
-    ]
-
-
 rule laco_tables:
     input:
         metrics=lambda wc: PLAN.laco_table_metrics(),

@@ -51,20 +51,6 @@ rule lm_posttrain:
 LACO_PAPER = Path(workflow.basedir) / "resources" / "paper" / "laco_mka"
 
 
-def laco_table_inputs(stem):
-    """Input functions of a LaCo post-training table: the rows' metrics and checkpoints, and the dense
-    directories of derived models (their pruning.json holds the earlier pruning step). A target whose
-    checkpoints are not configured fails at DAG time, naming the config key."""
-
-    def rows(wc):
-        return PLAN.laco_posttrain_rows(stem, required=True)
-
-    return dict(metrics=lambda wc: PLAN.laco_posttrain_inputs(rows(wc))["metrics"],
-                ckpts=lambda wc: PLAN.laco_posttrain_inputs(rows(wc))["ckpts"],
-                bases=lambda wc: list(dict.fromkeys(get_model_dir(r["model"]) for r in rows(wc)
-                                                    if r["model"] in PLAN.derived_models())))
-
-
 rule laco_table06_24_posttrain_table:
     input:
         **laco_table_inputs("table06_reprune"),

@@ -7,14 +7,6 @@
 # pruned/{source}/oneshot/{scheme}: Snakemake refuses an output inside another job's directory output.) Bad schemes, group sizes
 # and sources are refused while the DAG is built (PLAN.check_oneshot_*); the job re-checks the group size
 # against the source's config.json before it loads weights. Logic: layerpuzzle.methods.quantize.pipeline.
-from layerpuzzle.plan import BASE_CKPT_RE, SCHEME_RE
-
-
-def oneshot_checked(wc):
-    """The scheme, after PLAN has refused a bad scheme or source (raised while the DAG is built)."""
-    PLAN.check_oneshot_source(wc.model, wc.source)
-    PLAN.check_oneshot_scheme(wc.model, wc.scheme)
-    return wc.scheme
 
 
 rule oneshot_compress:
