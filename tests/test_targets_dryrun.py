@@ -12,11 +12,10 @@ pytestmark = pytest.mark.slow  # each test builds a DAG with Snakemake (15-60 s)
 
 # `snakemake -n all_tables` of the embedded default (config/config.yaml), job counts per rule
 DEFAULT_JOBS = {
-    "all_tables": 1, "calibration_set": 10, "come": 1, "come_mp": 1, "come_p": 1, "come_sp": 2, "dlp_checkpoint": 5,
+    "all_tables": 1, "calibration_set": 8, "come": 1, "come_mp": 1, "come_p": 1, "come_sp": 2, "dlp_checkpoint": 5,
     "dlp_order_mag_plus": 1, "dlp_order_reverse": 1, "dlp_order_shortgpt": 1, "dlp_order_sleb": 1,
-    "dlp_order_taylor_plus": 1, "efficiency": 4, "evaluate_checkpoint": 22, "fusegpt_mi": 1, "fusegpt_mi_order": 1,
-    "fusegpt_mif": 2, "fusegpt_train": 1, "laco": 2, "laco_tables": 1, "layer_scores": 1, "llm_pruner": 1, "mka": 2,
-    "mka_similarity": 1, "posttrain_teacher": 1, "slicegpt": 1,
+    "dlp_order_taylor_plus": 1, "evaluate_checkpoint": 20, "fusegpt_mi": 1, "fusegpt_mi_order": 1, "fusegpt_mif": 2,
+    "fusegpt_train": 1, "laco": 2, "layer_scores": 1, "mka": 2, "mka_similarity": 1, "posttrain_teacher": 1,
     "prepare_model": 1, "results_table": 1, "similarity_heatmaps": 1, "streamline": 1, "table04_layer_order": 1,
     "table07_posttrain": 1, "table3_sparsity": 1, "table_posttrain": 1,
 }
@@ -50,11 +49,23 @@ def test_the_embedded_default_schedules_the_same_jobs(tmp_path):
     res = snakemake(tmp_path, REPO / "config" / "config.yaml", "-n", "all_tables")
     out = res.stdout + res.stderr
     assert scheduled_jobs(out) == DEFAULT_JOBS
+    targets = set(re.findall(r"results/smollm2-135m/pruned/[^/\s]+/([^/\s]+)/", out))
+    assert targets == {"sp30"}
+
+
+def test_the_embedded_laco_tables_prune_the_width_methods_to_lacos_achieved_ratio(tmp_path):
+    """The extra target laco_tables on the embedded default: LLM-Pruner and SliceGPT at sp28.9 (LaCo's 11 of 30
+    layers = 28.95 %), LaCo at sp30, and the four efficiency jobs; all_tables (above) builds none of the width
+    methods."""
+    res = snakemake(tmp_path, REPO / "config" / "config.yaml", "-n", "laco_tables")
+    out = res.stdout + res.stderr
+    jobs = scheduled_jobs(out)
+    assert {k: jobs.get(k) for k in ("llm_pruner", "slicegpt", "efficiency", "laco_tables")} == {
+        "llm_pruner": 1, "slicegpt": 1, "efficiency": 4, "laco_tables": 1}
     targets = set(re.findall(r"results/smollm2-135m/pruned/([^/\s]+)/(sp[^/\s]+)/", out))
-    # every layer method at the 30 % target; LaCo's baselines at LaCo's achieved ratio (laco_tables.width_target)
-    assert {t for m, t in targets if m not in ("llm_pruner", "slicegpt")} == {"sp30"}
     assert {(m, t) for m, t in targets if m in ("llm_pruner", "slicegpt")} == {("llm_pruner", "sp28.9"),
                                                                               ("slicegpt", "sp28.9")}
+    assert {t for m, t in targets if m == "laco"} == {"sp30"}
 
 
 def test_layer_count_target_and_restricted_task_list(tmp_path, mirror):
