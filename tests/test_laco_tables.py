@@ -142,8 +142,8 @@ def test_plan_picks_laco_and_the_baselines_at_lacos_achieved_ratio():
         "Dense": "dense", "LLM-Pruner": "llm_pruner/sp28.9/default", "SliceGPT": "slicegpt/sp28.9/default",
         "LaCo": "laco/sp30/variant=described"}
     assert plan.table_files("laco_table01")[0] not in plan.all_table_outputs()  # an extra target by default
-    assert default_plan(laco_tables={"in_all_tables": True}).table_files("laco_table01")[0] in \
-        default_plan(laco_tables={"in_all_tables": True}).all_table_outputs()
+    included = default_plan(laco_tables={"in_all_tables": True})
+    assert included.table_files("laco_table01")[0] in included.all_table_outputs()
     assert plan.efficiency_path("smollm2-135m", "dense") == "results/smollm2-135m/efficiency/dense/efficiency.json"
     released = default_plan(laco_tables={"laco_variant": "released", "width_target": None, "in_all_tables": False})
     assert released.laco_table_checkpoints("smollm2-135m")["LaCo"] == "laco/sp30/variant=released"
