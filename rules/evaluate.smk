@@ -37,7 +37,7 @@ rule evaluate_checkpoint:
         "logs/{model}/eval/{ckpt}/evaluate.log",
     benchmark:
         "benchmarks/{model}/eval/{ckpt}/evaluate.tsv"
-    threads: RES["threads"]
+    threads: EVAL_THREADS
     resources:
         **heavy_resources(),
     conda:
@@ -78,7 +78,7 @@ for _group in PLAN.eval_task_groups():
             "logs/{model}/eval/{ckpt}/evaluate.log",
         benchmark:
             "benchmarks/{model}/eval/{ckpt}/evaluate.tsv"
-        threads: RES["threads"]
+        threads: EVAL_THREADS
         resources:
             **heavy_resources(),
         conda:

@@ -45,10 +45,31 @@ def _outputs(out, rule):
     return jobs
 
 
+def _threads(out):
+    """{rule: set of thread counts} of a dry run's listing (Snakemake prints `threads: N` only above 1)."""
+    threads, current = {}, None
+    for line in out.splitlines():
+        m = re.match(r"^(?:local)?rule (\S+):$", line)
+        if m:
+            current = m.group(1)
+            threads.setdefault(current, set()).add(1)
+        elif current and line.strip().startswith("threads: "):
+            threads[current].discard(1)
+            threads[current].add(int(line.split(":")[1]))
+        elif not line.startswith(" "):
+            current = None
+    return threads
+
+
 def test_the_embedded_default_schedules_the_same_jobs(tmp_path):
-    res = snakemake(tmp_path, REPO / "config" / "config.yaml", "-n", "all_tables")
+    # --cores 2 as the README's main command: a dry run caps every job's threads at its cores (default 1)
+    res = snakemake(tmp_path, REPO / "config" / "config.yaml", "-n", "--cores", "2", "all_tables")
     out = res.stdout + res.stderr
     assert scheduled_jobs(out) == DEFAULT_JOBS
+    # resources.eval_threads: 1 -> two evaluations share the 2 cores; the model-heavy jobs keep resources.threads
+    threads = _threads(out)
+    assert threads["evaluate_checkpoint"] == {1}
+    assert threads["come"] == threads["come_p"] == threads["dlp_order_sleb"] == {2}
     targets = set(re.findall(r"results/smollm2-135m/pruned/[^/\s]+/([^/\s]+)/", out))
     assert targets == {"sp30"}
 
