@@ -46,19 +46,18 @@ def _outputs(out, rule):
 
 
 def _threads(out):
-    """{rule: set of thread counts} of a dry run's listing (Snakemake prints `threads: N` only above 1)."""
-    threads, current = {}, None
+    """{rule: set of thread counts of its jobs} of a dry run's listing (Snakemake prints `threads: N` only above 1)."""
+    jobs, current = {}, None
     for line in out.splitlines():
         m = re.match(r"^(?:local)?rule (\S+):$", line)
         if m:
             current = m.group(1)
-            threads.setdefault(current, set()).add(1)
+            jobs.setdefault(current, []).append(1)
         elif current and line.strip().startswith("threads: "):
-            threads[current].discard(1)
-            threads[current].add(int(line.split(":")[1]))
+            jobs[current][-1] = int(line.split(":")[1])
         elif not line.startswith(" "):
             current = None
-    return threads
+    return {rule: set(counts) for rule, counts in jobs.items()}
 
 
 def test_the_embedded_default_schedules_the_same_jobs(tmp_path):
