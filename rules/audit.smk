@@ -33,6 +33,7 @@ rule audit:
         mirror=MIRROR_PARAM,
         results_state=lambda wc: tree_state(".", ignore=config["audit"]["ignore"]),
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     retries: 0

@@ -25,6 +25,7 @@ rule come:
     benchmark:
         "benchmarks/{model}/pruned/come/{target}/{variant}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -50,6 +51,7 @@ rule come_p:
     benchmark:
         "benchmarks/{model}/pruned/come_p/{target}/{variant}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

@@ -30,6 +30,7 @@ rule dlp_order_mag_plus:
     benchmark:
         "benchmarks/{model}/orders/mag_plus/data-free/{variant}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -69,6 +70,7 @@ rule dlp_order_taylor_plus:
     benchmark:
         "benchmarks/{model}/orders/taylor_plus/{calib}/{variant}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -93,6 +95,7 @@ rule dlp_order_shortgpt:
     benchmark:
         "benchmarks/{model}/orders/shortgpt/{calib}/{variant}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -117,6 +120,7 @@ rule dlp_order_sleb:
     benchmark:
         "benchmarks/{model}/orders/sleb/{calib}/{variant}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -146,6 +150,7 @@ rule dlp_checkpoint:
     log:
         "logs/{model}/pruned/{dlp}/{target}/{variant}.log",
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

@@ -25,6 +25,7 @@ rule efficiency:
     benchmark:
         "benchmarks/{model}/efficiency/{ckpt}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

@@ -46,6 +46,7 @@ rule laco_distances:
     benchmark:
         "benchmarks/{model}/analyses/laco_distances/{ckpt}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

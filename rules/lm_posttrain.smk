@@ -39,6 +39,7 @@ rule lm_posttrain:
     benchmark:
         "benchmarks/{model}/posttrain/lm/{source}/{slug}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

@@ -58,6 +58,7 @@ rule mka_similarity:
     benchmark:
         "benchmarks/{model}/mka/npib.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -87,6 +88,7 @@ rule mka:
     benchmark:
         method_benchmark("mka")
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -111,6 +113,7 @@ rule fusegpt_mi:
     benchmark:
         method_benchmark("fusegpt_mi")
     threads: merge_cfg("fusegpt_mi")["threads"] or RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -149,6 +152,7 @@ rule fusegpt_mif:
     benchmark:
         method_benchmark("fusegpt_mif")
     threads: merge_cfg("fusegpt_mif")["threads"] or RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

@@ -107,6 +107,7 @@ rule layer_similarity:
     benchmark:
         "benchmarks/{model}/similarity/{ckpt}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -141,6 +142,7 @@ rule mka_similarity_checkpoint:
     benchmark:
         "benchmarks/{model}/mka/ckpt/{ckpt}/npib-{kernel}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

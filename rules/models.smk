@@ -15,6 +15,7 @@ rule prepare_model:
     benchmark:
         "benchmarks/{model}/prepare_model.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         mem_mb=lambda wc, attempt: RES["mem_mb"] * attempt,
         runtime=lambda wc, attempt: RES["runtime"] * attempt,

@@ -32,6 +32,7 @@ rule oneshot_compress:
     benchmark:
         "benchmarks/{model}/pruned/oneshot/{scheme}/{source}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

@@ -43,6 +43,7 @@ rule posttrain_teacher:
     benchmark:
         "benchmarks/{model}/teacher/{tdata}/come/{target}/{source}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -71,6 +72,7 @@ rule come_sp:
     benchmark:
         "benchmarks/{model}/posttrain/come_sp/{target}/{slug}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -98,6 +100,7 @@ rule come_mp:
     benchmark:
         "benchmarks/{model}/posttrain/come_mp/{target}/{slug}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -122,6 +125,7 @@ rule streamline:
     benchmark:
         "benchmarks/{model}/posttrain/streamline/{target}/{slug}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -146,6 +150,7 @@ rule fusegpt_train:
     benchmark:
         "benchmarks/{model}/posttrain/fusegpt_train/{target}/{slug}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

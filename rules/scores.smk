@@ -26,6 +26,7 @@ rule layer_scores:
     benchmark:
         "benchmarks/{model}/scores/{calib}/{scoring}.tsv"
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

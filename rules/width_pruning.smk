@@ -27,6 +27,7 @@ rule llm_pruner:
     benchmark:
         method_benchmark("llm_pruner")
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:
@@ -58,6 +59,7 @@ rule slicegpt:
     benchmark:
         method_benchmark("slicegpt")
     threads: RES["threads"]
+    priority: MODEL_JOB_PRIORITY
     resources:
         **heavy_resources(),
     conda:

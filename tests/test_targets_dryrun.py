@@ -45,19 +45,20 @@ def _outputs(out, rule):
     return jobs
 
 
-def _threads(out):
-    """{rule: set of thread counts of its jobs} of a dry run's listing (Snakemake prints `threads: N` only above 1)."""
+def _job_field(out, field, default):
+    """{rule: set of values of `field` over its jobs} of a dry run's listing. Snakemake prints `threads: N` only
+    above 1 and `priority: N` only above 0, so a job without the line has `default`."""
     jobs, current = {}, None
     for line in out.splitlines():
         m = re.match(r"^(?:local)?rule (\S+):$", line)
         if m:
             current = m.group(1)
-            jobs.setdefault(current, []).append(1)
-        elif current and line.strip().startswith("threads: "):
+            jobs.setdefault(current, []).append(default)
+        elif current and line.strip().startswith(f"{field}: "):
             jobs[current][-1] = int(line.split(":")[1])
         elif not line.startswith(" "):
             current = None
-    return {rule: set(counts) for rule, counts in jobs.items()}
+    return {rule: set(values) for rule, values in jobs.items()}
 
 
 def test_the_embedded_default_schedules_the_same_jobs(tmp_path):
@@ -66,9 +67,14 @@ def test_the_embedded_default_schedules_the_same_jobs(tmp_path):
     out = res.stdout + res.stderr
     assert scheduled_jobs(out) == DEFAULT_JOBS
     # resources.eval_threads: 1 -> two evaluations share the 2 cores; the model-heavy jobs keep resources.threads
-    threads = _threads(out)
+    threads = _job_field(out, "threads", 1)
     assert threads["evaluate_checkpoint"] == {1}
     assert threads["come"] == threads["come_p"] == threads["dlp_order_sleb"] == {2}
+    # the jobs that take both cores start before ready evaluations (MODEL_JOB_PRIORITY): order only
+    priority = _job_field(out, "priority", 0)
+    assert {rule for rule, p in priority.items() if p == {1}} == {
+        rule for rule, t in threads.items() if t == {2}} | {"fusegpt_mi", "fusegpt_mif"}
+    assert priority["evaluate_checkpoint"] == priority["calibration_set"] == {0}
     targets = set(re.findall(r"results/smollm2-135m/pruned/[^/\s]+/([^/\s]+)/", out))
     assert targets == {"sp30"}
 
