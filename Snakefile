@@ -51,10 +51,11 @@ rule all_scores:
         [PLAN.scores_outputs(m) for m in PLAN.run_models],
 
 
-# MKA's tables and figures (rules/mka_tables.smk), each a named target; all of them at once:
+# MKA's tables and figures (rules/mka_tables.smk), each a named target; all of them at once (Fig. 6 only when
+# evaluation.tasks.mmlu.log_samples is true: it reads MMLU's per-document log):
 rule all_mka:
     input:
-        [p for files in MKA_OUT.values() for p in files],
+        MKA.buildable_outputs(),
 
 
 rule all_evaluations:

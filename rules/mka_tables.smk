@@ -72,7 +72,7 @@ rule mka_fig2:
 
 rule mka_fig6:
     input:
-        raw=lambda wc: [MKA.raw_mmlu(p) for p in MKA.sweep_points()],
+        raw=lambda wc: MKA.fig6_raw_inputs(),
     output:
         table=mka_reported("mka_fig6", "MKA Fig. 6"),
         figure=mka_figure("mka_fig6", "MKA Fig. 6"),

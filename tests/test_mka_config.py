@@ -122,3 +122,27 @@ def test_in_all_tables_adds_the_tables_with_a_grid():
     assert extra == [*plan.table_files("mka_table3_4"), *plan.table_files("mka_curves"),
                      "results/figures/mka/fig2_mmlu_curves.png"]
     assert set(extra) <= set(plan.all_table_outputs())
+
+
+def test_fig6_needs_the_mmlu_sample_log_before_any_job_runs():
+    """Fig. 6 reads MMLU's per-document log: without evaluation.tasks.mmlu.log_samples its inputs raise (the DAG
+    is not built), and all_mka leaves it out; with the log its inputs are every sweep point's raw MMLU file."""
+    grid = {"sweep": {"layers": [1], "methods": ["mka"]}}
+    m = plan_of(tiny(grid)).mka_tables()
+    assert not m.mmlu_samples_logged
+    with pytest.raises(ValueError, match=r"`evaluation\.tasks\.mmlu\.log_samples` is not true"):
+        m.fig6_raw_inputs()
+    assert set(m.buildable_outputs()) == {p for name, files in m.outputs().items() if name != "mka_fig6"
+                                          for p in files}
+    c = tiny(grid)
+    c["evaluation"]["tasks"]["mmlu"]["log_samples"] = True
+    m = plan_of(c).mka_tables()
+    mka = m.slug("mka", "tiny")
+    assert m.fig6_raw_inputs() == ["results/tiny/eval/dense/task-mmlu.raw.json",
+                                   f"results/tiny/eval/mka/n1/{mka}/task-mmlu.raw.json"]
+    assert set(m.buildable_outputs()) == {p for files in m.outputs().values() for p in files}
+
+
+def test_the_paper_config_logs_mmlu_samples_for_fig6():
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    assert paper["evaluation"]["tasks"]["mmlu"] == {"limit": None, "log_samples": True}

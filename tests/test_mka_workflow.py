@@ -46,3 +46,13 @@ def test_fig3_and_fig5_schedule_the_similarity_jobs(tmp_path):
     assert scheduled_jobs(out) == {
         "prepare_model": 1, "calibration_set": 1, "mka_similarity": 1, "mka": 1, "layer_similarity": 2,
         "mka_similarity_checkpoint": 1, "mka_fig3": 1, "mka_fig5": 1}
+
+
+def test_fig6_without_the_mmlu_sample_log_fails_before_any_job(tmp_path):
+    """The sweep's evaluations keep no per-document MMLU log by default: mka_fig6 is refused when the DAG is
+    built (not after the sweep, where it once failed after 41 min), naming the key."""
+    res = snakemake(tmp_path, _config(tmp_path, {"sweep": {"layers": [1]}}), "-n", "mka_fig6", check=False)
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert "`evaluation.tasks.mmlu.log_samples` is not true" in out
+    assert "evaluate_checkpoint" not in out

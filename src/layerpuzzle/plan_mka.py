@@ -119,6 +119,22 @@ class MkaTables:
     def raw_mmlu(point: dict[str, Any]) -> str:
         return point["metrics"].rsplit("/", 1)[0] + "/task-mmlu.raw.json"
 
+    @property
+    def mmlu_samples_logged(self) -> bool:
+        """Whether the evaluations keep MMLU's per-document log (evaluation.tasks.mmlu.log_samples), which Fig. 6
+        reads its subjects from."""
+        tasks = (self.plan.config.get("evaluation") or {}).get("tasks") or {}
+        return bool((tasks.get("mmlu") or {}).get("log_samples"))
+
+    def fig6_raw_inputs(self) -> list[str]:
+        """``task-mmlu.raw.json`` of every sweep point. Without MMLU's per-document log the figure cannot be
+        drawn: raised here, when the DAG is built, not after the sweep's evaluations have run."""
+        if not self.mmlu_samples_logged:
+            raise ValueError("MKA Fig. 6 (target mka_fig6) reads MMLU's per-document log, but "
+                             "`evaluation.tasks.mmlu.log_samples` is not true; set it (allowed: true/false) and "
+                             "`evaluation.tasks.mmlu.limit: null` to reach every subject (docs/tables.md, \"MKA\")")
+        return [self.raw_mmlu(p) for p in self.sweep_points()]
+
     # ------------------------------------------------------------------ Figs. 3 and 5
     def similarity_ckpts(self, model: str) -> list[str]:
         """The dense model and the MKA checkpoint at tables.mka.similarity.target."""
@@ -166,6 +182,12 @@ class MkaTables:
             "mka_fig3": [self.figure("fig3_merge_similarity")],
             "mka_fig5": [self.figure("fig5_similarity_measures")],
         }
+
+    def buildable_outputs(self) -> list[str]:
+        """What all_mka builds: every target's files, Fig. 6's only when MMLU's per-document log is kept (its
+        own target fails early otherwise, naming the key)."""
+        return [p for name, files in self.outputs().items() if name != "mka_fig6" or self.mmlu_samples_logged
+                for p in files]
 
     def all_tables_outputs(self) -> list[str]:
         """What all_tables builds with tables.mka.in_all_tables: the tables and figures whose grid is set (Fig. 6
