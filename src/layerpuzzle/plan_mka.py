@@ -123,8 +123,7 @@ class MkaTables:
     def mmlu_samples_logged(self) -> bool:
         """Whether the evaluations keep MMLU's per-document log (evaluation.tasks.mmlu.log_samples), which Fig. 6
         reads its subjects from."""
-        tasks = (self.plan.config.get("evaluation") or {}).get("tasks") or {}
-        return bool((tasks.get("mmlu") or {}).get("log_samples"))
+        return bool((self.plan.config["evaluation"]["tasks"].get("mmlu") or {}).get("log_samples"))
 
     def fig6_raw_inputs(self) -> list[str]:
         """``task-mmlu.raw.json`` of every sweep point. Without MMLU's per-document log the figure cannot be
