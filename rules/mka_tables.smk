@@ -78,7 +78,7 @@ rule mka_fig6:
         figure=mka_figure("mka_fig6", "MKA Fig. 6"),
         prov=f"{TABLES}/mka_fig6_subjects.prov.json",
     params:
-        points=lambda wc: MKA.sweep_points(),
+        points=lambda wc: MKA.subject_points(),
         subjects=MKA.cfg["sweep"]["subjects"],
     log:
         "logs/tables/mka_fig6.log",

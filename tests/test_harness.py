@@ -273,3 +273,69 @@ def test_hub_task_names_exist_in_lm_eval():
     tm = TaskManager()
     assert {s.hub_task for s in TASKS.values()} <= set(tm.all_tasks)
     assert "mmlu" in tm.all_groups and "arc_easy" in tm.all_subtasks
+
+
+# ---------------------------------------------------------------------- MMLU by subject
+def test_mmlu_subjects_are_the_mirror_s_and_lm_eval_s():
+    """The 57 names the config accepts are the data's subjects and lm-eval's mmlu_<subject> tasks (hub mode)."""
+    from lm_eval.tasks import TaskManager
+
+    from layerpuzzle.evaluation.harness import mirror_mmlu_subjects
+    from layerpuzzle.mmlu_subjects import MMLU_SUBJECTS
+
+    in_mirror = mirror_mmlu_subjects(MIRROR)
+    assert len(MMLU_SUBJECTS) == 57 and sorted(set(in_mirror)) == list(MMLU_SUBJECTS)
+    assert len(in_mirror) == 57 * 20
+    assert {f"mmlu_{s}" for s in MMLU_SUBJECTS} <= set(TaskManager().all_subtasks)
+
+
+def test_subject_doc_indices_keep_document_order_and_limit_per_subject():
+    from layerpuzzle.mmlu_subjects import subject_doc_indices
+
+    docs = ["anatomy", "anatomy", "virology", "anatomy", "virology", "nutrition"]
+    assert subject_doc_indices(docs, ["virology", "anatomy"]) == [0, 1, 2, 3, 4]
+    assert subject_doc_indices(docs, ["virology", "anatomy"], limit=1) == [0, 2]
+    assert subject_doc_indices(docs, ["nutrition"], limit=5) == [5]
+    with pytest.raises(ValueError, match=r"unknown MMLU subject\(s\) \['astrology'\]; allowed: abstract_algebra"):
+        subject_doc_indices(docs, ["astrology"])
+
+
+def test_pooled_result_is_the_size_weighted_mean_with_lm_eval_s_pooled_stderr():
+    raw = {"results": {"mmlu_anatomy": {"acc,none": 0.5, "acc_stderr,none": 0.2},
+                       "mmlu_virology": {"acc,none": 0.25, "acc_stderr,none": 0.1}},
+           "n-samples": {"mmlu_anatomy": {"original": 135, "effective": 4},
+                         "mmlu_virology": {"original": 166, "effective": 8}}}
+    from layerpuzzle.evaluation.harness import pooled_result
+
+    flat = pooled_result(raw, TASKS["mmlu"], ["mmlu_anatomy", "mmlu_virology"], "hub")
+    assert flat["value"] == pytest.approx((0.5 * 4 + 0.25 * 8) / 12)  # 1/3
+    # pooled variance: sum (n_i - 1) n_i se_i^2 / (N - k), over N
+    assert flat["stderr"] == pytest.approx(((3 * 4 * 0.04 + 7 * 8 * 0.01) / (12 - 2) / 12) ** 0.5)
+    assert (flat["n_samples"], flat["lm_eval_task"], flat["num_fewshot"]) == (12, "mmlu_anatomy,mmlu_virology", 5)
+
+
+def test_mmlu_subjects_select_the_same_questions_as_the_whole_run(llama):
+    """Subjects on the mirror go through lm-eval's ``samples``: abstract algebra's first 3 questions (the mirror's
+    first 3) give exactly the plain limit=3 run; two later subjects give their first 2 questions each, and acc is
+    the mean of the logged per-question accs."""
+    model, tok = llama
+    plain, raw_plain = _eval(model, tok, "mmlu", limit=3, log_samples=True)
+    by_subject, raw_subj = _eval(model, tok, "mmlu", limit=3, log_samples=True, subjects=["abstract_algebra"])
+    assert by_subject == plain
+    assert [s["resps"] for s in raw_subj["samples"]["mirror_mmlu"]] == \
+        [s["resps"] for s in raw_plain["samples"]["mirror_mmlu"]]
+    flat, raw = _eval(model, tok, "mmlu", limit=2, log_samples=True, subjects=["virology", "college_physics"])
+    samples = raw["samples"]["mirror_mmlu"]
+    # file order: college_physics (subject 11 of 57) before virology (56); 20 questions per subject
+    assert [s["doc_id"] for s in samples] == [200, 201, 1100, 1101]
+    assert [s["doc"]["subject"] for s in samples] == ["college_physics"] * 2 + ["virology"] * 2
+    assert flat["n_samples"] == 4 and raw["n-samples"]["mirror_mmlu"]["effective"] == 4
+    assert flat["value"] == pytest.approx(sum(s["acc"] for s in samples) / 4)
+
+
+def test_subjects_are_refused_for_other_tasks(llama):
+    model, tok = llama
+    with pytest.raises(ValueError, match=r"task 'arc_easy' has none \(allowed: task 'mmlu'\)"):
+        _eval(model, tok, "arc_easy", subjects=["anatomy"])
+    with pytest.raises(ValueError, match=r"unknown or empty \['alchemy'\]"):
+        _eval(model, tok, "mmlu", subjects=["alchemy"])

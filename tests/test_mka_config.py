@@ -67,6 +67,10 @@ def test_overlays_are_valid():
     ({"similarity": {"target": "n2", "calibration": "wiki"}},
      r"`tables\.mka\.similarity\.calibration`: value 'wiki' is not a calibration set; allowed: come"),
     ({"paper_model": "Llama3-70B"}, r"tables\.mka\.paper_model"),
+    ({"sweep": {"subjects": ["college_medicine", "astrology"]}},
+     r"`tables\.mka\.sweep\.subjects`: value 'astrology' is not an MMLU subject; allowed: abstract_algebra, anatomy"),
+    ({"sweep": {"methods": ["mka"], "subject_methods": ["reverse"]}},
+     r"`tables\.mka\.sweep\.subject_methods\[0\]`: value 'reverse' is not a method of the sweep; allowed: mka"),
 ])
 def test_bad_grids_are_rejected(mka, message):
     with pytest.raises(ConfigError, match=message):
@@ -141,6 +145,55 @@ def test_fig6_needs_the_mmlu_sample_log_before_any_job_runs():
     assert m.fig6_raw_inputs() == ["results/tiny/eval/dense/task-mmlu.raw.json",
                                    f"results/tiny/eval/mka/n1/{mka}/task-mmlu.raw.json"]
     assert set(m.buildable_outputs()) == {p for files in m.outputs().values() for p in files}
+
+
+FIG6 = ["college_medicine", "college_biology", "high_school_psychology", "college_physics"]
+
+
+def test_fig6_reads_the_subject_methods_and_needs_its_subjects_evaluated():
+    """subject_methods limits Fig. 6's inputs (so the evaluations it needs) to the dense model and those methods;
+    evaluation.tasks.mmlu.subjects must include Fig. 6's subjects, else mka_fig6 is refused and all_mka omits it."""
+    c = tiny({"sweep": {"layers": [1, 2], "methods": ["mka", "reverse"], "subject_methods": ["reverse"]}})
+    c["evaluation"]["tasks"]["mmlu"] = {"limit": None, "log_samples": True, "subjects": FIG6[:3]}
+    m = plan_of(c).mka_tables()
+    assert m.fig6_subjects_missing == ["college_physics"]
+    with pytest.raises(ValueError, match=r"draws subjects \['college_physics'\] .* `evaluation\.tasks\.mmlu\.subjects`"):
+        m.fig6_raw_inputs()
+    assert not set(m.outputs()["mka_fig6"]) & set(m.buildable_outputs())
+    c["evaluation"]["tasks"]["mmlu"]["subjects"] = ["abstract_algebra", *FIG6]
+    m = plan_of(c).mka_tables()
+    rev = m.slug("reverse", "tiny")
+    assert m.fig6_raw_inputs() == ["results/tiny/eval/dense/task-mmlu.raw.json",
+                                   f"results/tiny/eval/reverse/n1/{rev}/task-mmlu.raw.json",
+                                   f"results/tiny/eval/reverse/n2/{rev}/task-mmlu.raw.json"]
+    assert [p["method"] for p in m.subject_points()] == ["Vanilla", "Reverse", "Reverse"]
+    assert len(m.sweep_points()) == 5  # Tables 3-4 keep both methods
+    assert set(m.outputs()["mka_fig6"]) <= set(m.buildable_outputs())
+
+
+@pytest.mark.parametrize("task, subjects, message", [
+    ("mmlu", ["college_physics", "alchemy"],
+     r"`evaluation\.tasks\.mmlu\.subjects`: value 'alchemy' is not an MMLU subject; allowed: abstract_algebra"),
+    ("arc_easy", ["college_physics"],
+     r"`evaluation\.tasks\.arc_easy\.subjects`: MMLU's subjects cannot select the questions of 'arc_easy'; "
+     r"allowed: under `evaluation\.tasks\.mmlu` only"),
+])
+def test_bad_mmlu_subjects_are_rejected(task, subjects, message):
+    c = tiny({})
+    c["evaluation"]["tasks"][task] = {"subjects": subjects}
+    with pytest.raises(ConfigError, match=message):
+        check(c)
+
+
+def test_the_fig6_overlay_evaluates_the_figure_subjects_with_their_log():
+    c = check(merged(*(yaml.safe_load((REPO / "config" / f).read_text()) for f in ("mka.yaml", "mka_fig6.yaml"))))
+    assert c["evaluation"]["tasks"]["mmlu"] == {"limit": None, "log_samples": True, "subjects": FIG6}
+    assert c["tables"]["mka"]["sweep"]["subjects"] == FIG6
+    assert set(c["evaluation"]["tasks"]) == {"arc_challenge", "arc_easy", "hellaswag", "openbookqa", "piqa",
+                                             "winogrande", "mmlu", "boolq", "race_high"}
+    m = Plan(c, load_schema(SCHEMA)).mka_tables()
+    assert m.fig6_buildable and {p["key"] for p in m.subject_points()} == {"dense", "mka"}
+    assert len(m.fig6_raw_inputs()) == 1 + 15
 
 
 def test_the_paper_config_logs_mmlu_samples_for_fig6():

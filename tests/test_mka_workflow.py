@@ -56,3 +56,38 @@ def test_fig6_without_the_mmlu_sample_log_fails_before_any_job(tmp_path):
     out = res.stdout + res.stderr
     assert "`evaluation.tasks.mmlu.log_samples` is not true" in out
     assert "evaluate_checkpoint" not in out
+
+
+FIG6 = ["college_medicine", "college_biology", "high_school_psychology", "college_physics"]
+
+
+def _fig6_config(tmp_path):
+    """config/mka_fig6.yaml's settings on the tiny model: Fig. 6's subjects (2 questions each) with MMLU's
+    per-document log, MKA drawn alone, the sweep (k = 1) on MMLU only."""
+    cfg = _config(tmp_path, {"sweep": {"layers": [1], "subject_methods": ["mka"]}}, {"n1": ["mmlu"]})
+    c = yaml.safe_load(cfg.read_text())
+    c["evaluation"]["tasks"]["mmlu"] = {"limit": 2, "log_samples": True, "subjects": FIG6}
+    cfg.write_text(yaml.safe_dump(c))
+    return cfg
+
+
+def test_fig6_with_subject_methods_evaluates_only_the_dense_model_and_those_methods(tmp_path):
+    out = snakemake(tmp_path, _fig6_config(tmp_path), "-n", "mka_fig6").stdout
+    assert scheduled_jobs(out) == {"prepare_model": 1, "mka_similarity": 1, "mka": 1, "evaluate_checkpoint": 1,
+                                   "evaluate_checkpoint_mmlu": 1, "mka_fig6": 1}
+
+
+def test_fig6_builds_from_the_subjects_evaluated(tmp_path):
+    """End to end on the tiny model: the sweep's MMLU is the 4 subjects' first 2 questions each, and Fig. 6's
+    table has exactly those (2 documents per subject and point)."""
+    import pandas as pd
+
+    snakemake(tmp_path, _fig6_config(tmp_path), "--cores", "2", "mka_fig6")
+    t = pd.read_csv(tmp_path / "results" / "tables" / "mka_fig6_subjects.csv")
+    assert sorted(set(t["Subject"])) == sorted(FIG6)
+    assert set(t["Method"]) == {"Vanilla", "MKA"} and set(t["Documents"]) == {2}
+    assert set(t["Accuracy (%)"]) <= {0.0, 50.0, 100.0}
+    raw = yaml.safe_load((next((tmp_path / "results" / "random-llama" / "eval" / "mka" / "n1").glob("*"))
+                          / "task-mmlu.raw.json").read_text())
+    assert sorted(s["doc"]["subject"] for s in raw["samples"]["mirror_mmlu"]) == sorted(FIG6 * 2)
+    assert (tmp_path / "results" / "figures" / "mka" / "fig6_mmlu_subjects.png").stat().st_size > 0

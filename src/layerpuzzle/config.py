@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import jsonschema
 import yaml
 
+from .mmlu_subjects import MMLU_SUBJECTS, unknown_subjects
 from .sparsity import LAYER_TARGET_RE, layer_count
 
 
@@ -567,6 +568,13 @@ def _mka_table_errors(config: dict[str, Any]) -> list[str]:
             parse_scheme(slug)
         except ValueError as exc:
             errors.append(f"config key `tables.mka.table1.schemes[{i}]`: value {slug!r}: {exc}")
+    sweep = mka.get("sweep") or {}
+    errors += [f"config key `tables.mka.sweep.subjects`: value {s!r} is not an MMLU subject; allowed: "
+               f"{', '.join(MMLU_SUBJECTS)}" for s in unknown_subjects(sweep.get("subjects") or [])]
+    for i, method in enumerate(sweep.get("subject_methods") or []):
+        if method not in (sweep.get("methods") or []):
+            errors.append(f"config key `tables.mka.sweep.subject_methods[{i}]`: value {method!r} is not a method of "
+                          f"the sweep; allowed: {', '.join(sweep.get('methods') or [])} (tables.mka.sweep.methods)")
     sim = mka.get("similarity") or {}
     if sim.get("target") and sim.get("calibration") not in (config.get("calibration") or {}):
         errors.append(f"config key `tables.mka.similarity.calibration`: value {sim.get('calibration')!r} is not a "
@@ -678,6 +686,15 @@ def _task_list_errors(config: dict[str, Any]) -> list[str]:
     labels = list(dict.fromkeys(target_label(t) for _, targets in _target_lists(config) for t in targets
                                 if _is_target(t)))
     errors = []
+    for task, settings in (evaluation.get("tasks") or {}).items():
+        subjects = (settings or {}).get("subjects")
+        if subjects is None:
+            continue
+        if task != "mmlu":
+            errors.append(f"config key `evaluation.tasks.{task}.subjects`: MMLU's subjects cannot select the questions "
+                          f"of {task!r}; allowed: under `evaluation.tasks.mmlu` only")
+        errors += [f"config key `evaluation.tasks.{task}.subjects`: value {s!r} is not an MMLU subject; allowed: "
+                   f"{', '.join(MMLU_SUBJECTS)}" for s in unknown_subjects(subjects)]
     for label, only in (evaluation.get("tasks_by_target") or {}).items():
         if label not in labels:
             errors.append(f"config key `evaluation.tasks_by_target`: key {label!r} is not the label of a configured "

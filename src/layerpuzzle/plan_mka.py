@@ -115,24 +115,50 @@ class MkaTables:
             out += [self._point(m, key, int(k), paper_model=pm) for key in sw["methods"] for k in sorted(sw["layers"])]
         return out
 
+    def subject_points(self) -> list[dict[str, Any]]:
+        """Fig. 6's points: the sweep's, of the methods in tables.mka.sweep.subject_methods (null: all)."""
+        keep = self.cfg["sweep"].get("subject_methods")
+        return [p for p in self.sweep_points() if keep is None or p["key"] == "dense" or p["key"] in keep]
+
     @staticmethod
     def raw_mmlu(point: dict[str, Any]) -> str:
         return point["metrics"].rsplit("/", 1)[0] + "/task-mmlu.raw.json"
 
     @property
+    def _mmlu_settings(self) -> dict[str, Any]:
+        return self.plan.config["evaluation"]["tasks"].get("mmlu") or {}
+
+    @property
     def mmlu_samples_logged(self) -> bool:
         """Whether the evaluations keep MMLU's per-document log (evaluation.tasks.mmlu.log_samples), which Fig. 6
         reads its subjects from."""
-        return bool((self.plan.config["evaluation"]["tasks"].get("mmlu") or {}).get("log_samples"))
+        return bool(self._mmlu_settings.get("log_samples"))
+
+    @property
+    def fig6_subjects_missing(self) -> list[str]:
+        """Fig. 6's subjects (tables.mka.sweep.subjects) that evaluation.tasks.mmlu.subjects leaves out."""
+        evaluated = self._mmlu_settings.get("subjects")
+        wanted = (self.cfg.get("sweep") or {}).get("subjects") or []
+        return [] if evaluated is None else [s for s in wanted if s not in evaluated]
+
+    @property
+    def fig6_buildable(self) -> bool:
+        return self.mmlu_samples_logged and not self.fig6_subjects_missing
 
     def fig6_raw_inputs(self) -> list[str]:
-        """``task-mmlu.raw.json`` of every sweep point. Without MMLU's per-document log the figure cannot be
-        drawn: raised here, when the DAG is built, not after the sweep's evaluations have run."""
+        """``task-mmlu.raw.json`` of every point of :meth:`subject_points`. Without MMLU's per-document log, or
+        with Fig. 6's subjects not evaluated, the figure cannot be drawn: raised here, when the DAG is built,
+        not after the sweep's evaluations have run."""
         if not self.mmlu_samples_logged:
             raise ValueError("MKA Fig. 6 (target mka_fig6) reads MMLU's per-document log, but "
-                             "`evaluation.tasks.mmlu.log_samples` is not true; set it (allowed: true/false) and "
-                             "`evaluation.tasks.mmlu.limit: null` to reach every subject (docs/tables.md, \"MKA\")")
-        return [self.raw_mmlu(p) for p in self.sweep_points()]
+                             "`evaluation.tasks.mmlu.log_samples` is not true; set it (allowed: true/false), e.g. with "
+                             "--configfile config/mka.yaml config/mka_fig6.yaml (docs/tables.md, \"MKA\")")
+        if self.fig6_subjects_missing:
+            raise ValueError(f"MKA Fig. 6 (target mka_fig6) draws subjects {self.fig6_subjects_missing} "
+                             f"(tables.mka.sweep.subjects) that `evaluation.tasks.mmlu.subjects` "
+                             f"{self._mmlu_settings.get('subjects')} leaves out; allowed: Fig. 6's subjects among "
+                             "the evaluated ones (or evaluation.tasks.mmlu.subjects unset: all 57)")
+        return [self.raw_mmlu(p) for p in self.subject_points()]
 
     # ------------------------------------------------------------------ Figs. 3 and 5
     def similarity_ckpts(self, model: str) -> list[str]:
@@ -183,9 +209,9 @@ class MkaTables:
         }
 
     def buildable_outputs(self) -> list[str]:
-        """What all_mka builds: every target's files, Fig. 6's only when MMLU's per-document log is kept (its
-        own target fails early otherwise, naming the key)."""
-        return [p for name, files in self.outputs().items() if name != "mka_fig6" or self.mmlu_samples_logged
+        """What all_mka builds: every target's files, Fig. 6's only when MMLU's per-document log is kept for its
+        subjects (its own target fails early otherwise, naming the key)."""
+        return [p for name, files in self.outputs().items() if name != "mka_fig6" or self.fig6_buildable
                 for p in files]
 
     def all_tables_outputs(self) -> list[str]:

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-from .local_tasks import local_task_manager
+from ..mmlu_subjects import subject_doc_indices, unknown_subjects
+from .local_tasks import TASK_MIRROR_FILES, local_task_manager
 
 RENDERED_MARK = "<rendered_tasks>"
 
@@ -151,6 +152,27 @@ def flat_result(raw: dict[str, Any], spec: TaskSpec, lm_task: str, source: str) 
     }
 
 
+def pooled_result(raw: dict[str, Any], spec: TaskSpec, lm_tasks: list[str], source: str) -> dict[str, Any]:
+    """The size-weighted mean of ``spec.metric`` over the tasks ``lm_tasks`` of ``raw`` (lm-eval's group
+    aggregate with ``weight_by_size``: acc = sum_i n_i acc_i / sum_i n_i), e.g. MMLU over some subjects on the
+    hub; the stderr is lm-eval's pooled one."""
+    from lm_eval.api.metrics import pooled_sample_stderr
+
+    parts = [flat_result(raw, spec, t, source) for t in lm_tasks]
+    sizes = [p["n_samples"] for p in parts]
+    n = sum(sizes)
+    stderrs = [p["stderr"] for p in parts]
+    pooled = pooled_sample_stderr(stderrs, sizes) if all(e is not None for e in stderrs) and n > len(parts) else None
+    return {**parts[0], "value": sum(p["value"] * k for p, k in zip(parts, sizes)) / n,
+            "stderr": _number(pooled), "n_samples": n, "lm_eval_task": ",".join(lm_tasks)}
+
+
+def mirror_mmlu_subjects(mirror: Path) -> list[str]:
+    """The ``subject`` of each question of the mirror's MMLU test file, in file order."""
+    path = Path(mirror) / TASK_MIRROR_FILES["mmlu"][0]
+    return [json.loads(line)["subject"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def evaluate_task(
     model,
     tokenizer,
@@ -163,20 +185,30 @@ def evaluate_task(
     seed: int,
     device: "str | torch.device | None",
     log_samples: bool = False,
+    subjects: "list[str] | None" = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate one benchmark of ``ALL_TASKS`` with lm-eval; returns ``(flat, raw)``.
 
     ``flat``: task, metric, value (fraction), stderr, n_samples, num_fewshot, source ("hub"/"mirror"),
     lm_eval_task, lm_eval_version.  ``raw``: lm-eval's result dict made JSON-safe (per-sample logs
     only with ``log_samples``).  ``limit``: the first ``limit`` documents (for the hub ``mmlu``
-    group, per subject).  All four lm-eval seeds are set to ``seed``: same model and arguments give
-    the same numbers.  ``device``: the model is moved there first (None: left where it is).
+    group, per subject).  ``subjects`` (MMLU only): only the questions of these subjects, ``limit``
+    then counting per subject on both sources (hub: lm-eval's ``mmlu_<subject>`` tasks, pooled by
+    :func:`pooled_result`; mirror: lm-eval's ``samples``, the questions' indices).  All four lm-eval
+    seeds are set to ``seed``: same model and arguments give the same numbers.  ``device``: the model
+    is moved there first (None: left where it is).
     """
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     spec = _task_spec(task)
+    if subjects is not None:
+        if task != "mmlu":
+            raise ValueError(f"`subjects` selects MMLU questions; task {task!r} has none (allowed: task 'mmlu')")
+        if not subjects or unknown_subjects(subjects):
+            raise ValueError(f"MMLU subjects {list(subjects)!r}: unknown or empty {unknown_subjects(subjects)}; "
+                             "allowed: names of layerpuzzle.mmlu_subjects.MMLU_SUBJECTS")
     if mirror is None and spec.hub_task is None:
         raise ValueError(
             f"{task!r} has no stock lm-eval task to load from the hub; evaluate it on the local mirror "
@@ -192,12 +224,13 @@ def evaluate_task(
         device=str(model.device),
     )
 
-    def run(task_manager, lm_task: str, num_fewshot: int) -> dict[str, Any]:
+    def run(task_manager, lm_tasks: list[str], num_fewshot: int, samples=None) -> dict[str, Any]:
         return lm_eval.simple_evaluate(
             model=lm,
-            tasks=[lm_task],
+            tasks=lm_tasks,
             num_fewshot=num_fewshot,
-            limit=limit,
+            limit=limit if samples is None else None,
+            samples=samples,
             task_manager=task_manager,
             log_samples=log_samples,
             random_seed=seed,
@@ -207,16 +240,22 @@ def evaluate_task(
         )
 
     if mirror is None:
+        hub_tasks = [spec.hub_task] if subjects is None else [f"mmlu_{s}" for s in subjects]
         try:
-            results = run(TaskManager(), spec.hub_task, spec.num_fewshot)
+            results = run(TaskManager(), hub_tasks, spec.num_fewshot)
         except ConnectionError as exc:  # datasets' offline / unreachable-hub error
             raise RuntimeError(
                 f"lm-eval could not load {spec.hub_task!r} from the Hugging Face hub ({exc}). Offline? "
                 "Evaluate on the local mirror instead (config data.mirror / $LAYERPUZZLE_DATA_MIRROR)."
             ) from exc
         raw = json_safe(results, keep_samples=log_samples)
+        if subjects is not None:
+            return pooled_result(raw, spec, hub_tasks, "hub"), raw
         return flat_result(raw, spec, spec.hub_task, "hub"), raw
+    samples = None
+    if subjects is not None:
+        samples = {spec.mirror_task: subject_doc_indices(mirror_mmlu_subjects(Path(mirror)), subjects, limit)}
     with local_task_manager(Path(mirror)) as (task_manager, rendered):
-        results = run(task_manager, spec.mirror_task, spec.mirror_num_fewshot)
+        results = run(task_manager, [spec.mirror_task], spec.mirror_num_fewshot, samples)
         raw = json_safe(results, rendered, keep_samples=log_samples)
     return flat_result(raw, spec, spec.mirror_task, "mirror"), raw

@@ -29,7 +29,7 @@ def _by_suffix(paths, prefix: str, suffix: str) -> dict[str, str]:
 def evaluate_checkpoint(ckpt_dir: str, *, model_name: str, ckpt_id: str, perplexity: dict[str, Any],
                         tasks: dict[str, dict[str, Any]], batch_size: int, max_length: int, mirror: str | None,
                         seed: int, dtype: str, device: str, outputs) -> dict[str, Any]:
-    """``tasks``: task key -> settings ({"limit": ...}) for any subset of ``harness.ALL_TASKS``
+    """``tasks``: task key -> settings ({"limit": ..., "log_samples": ..., MMLU's "subjects": ...}) for any subset of ``harness.ALL_TASKS``
     (e.g. MMLU alone); ``outputs`` must name a task-<key>.json and .raw.json for each."""
     check_tasks(tasks)  # an unknown task fails before the model is loaded
     model, tok = load_model(ckpt_dir, dtype=dtype, device=device)
@@ -47,7 +47,8 @@ def evaluate_checkpoint(ckpt_dir: str, *, model_name: str, ckpt_id: str, perplex
     for task, settings in tasks.items():
         flat, raw = evaluate_task(model, tok, task, mirror=mirror_dir, limit=settings.get("limit"),
                                   batch_size=batch_size, max_length=max_length, seed=seed, device=None,
-                                  log_samples=bool(settings.get("log_samples", False)))
+                                  log_samples=bool(settings.get("log_samples", False)),
+                                  subjects=settings.get("subjects"))
         log.info("%s %s = %.4f (n=%s)", task, flat["metric"], flat["value"], flat["n_samples"])
         write_json(raw_out[task], raw)
         write_json(task_out[task], flat)
