@@ -75,8 +75,8 @@ def matrices_figure(panels: Mapping[str, np.ndarray], path: str | Path, title: s
 
 
 def subject_figure(subjects: pd.DataFrame, path: str | Path, title: str) -> None:
-    """Fig. 6: per subject a panel of accuracy (%) vs layers removed, one line per method
-    (``subjects``: :func:`layerpuzzle.tables.mka.subject_table`)."""
+    """Fig. 6: per subject a panel of accuracy (%) vs layers removed, one line per method, and MMLU's chance
+    level (25 %) dotted (``subjects``: :func:`layerpuzzle.tables.mka.subject_table`)."""
     names = list(dict.fromkeys(subjects["Subject"]))
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
     for ax, s in zip(axes[0], names):
@@ -85,6 +85,7 @@ def subject_figure(subjects: pd.DataFrame, path: str | Path, title: str) -> None
         for m in [m for m in dict.fromkeys(d["Method"]) if m != "Vanilla"]:
             g = pd.concat([v, d[d["Method"] == m]]).sort_values("Layers removed")
             ax.plot(g["Layers removed"], g["Accuracy (%)"], marker="o", ms=3, label=m)
+        ax.axhline(25.0, color="grey", ls=":", lw=1, label="chance (4 choices)")
         n = int(d["Documents"].max()) if len(d) else 0
         ax.set_title(f"{s.replace('_', ' ')} ({n} questions)", fontsize=9)
         ax.set_xlabel("layers removed")
