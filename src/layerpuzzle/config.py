@@ -569,8 +569,7 @@ def _mka_table_errors(config: dict[str, Any]) -> list[str]:
         except ValueError as exc:
             errors.append(f"config key `tables.mka.table1.schemes[{i}]`: value {slug!r}: {exc}")
     sweep = mka.get("sweep") or {}
-    errors += [f"config key `tables.mka.sweep.subjects`: value {s!r} is not an MMLU subject; allowed: "
-               f"{', '.join(MMLU_SUBJECTS)}" for s in unknown_subjects(sweep.get("subjects") or [])]
+    errors += _subject_errors("tables.mka.sweep.subjects", sweep.get("subjects") or [])
     for i, method in enumerate(sweep.get("subject_methods") or []):
         if method not in (sweep.get("methods") or []):
             errors.append(f"config key `tables.mka.sweep.subject_methods[{i}]`: value {method!r} is not a method of "
@@ -678,6 +677,12 @@ def _layer_range_errors(config: dict[str, Any], models: dict[str, Any]) -> list[
     return errors
 
 
+def _subject_errors(key: str, subjects) -> list[str]:
+    """One error per name of ``subjects`` (at config key ``key``) that is not an MMLU subject."""
+    return [f"config key `{key}`: value {s!r} is not an MMLU subject; allowed: {', '.join(MMLU_SUBJECTS)}"
+            for s in unknown_subjects(subjects)]
+
+
 def _task_list_errors(config: dict[str, Any]) -> list[str]:
     """evaluation.tasks_by_target: every key a target label of the config's target lists, every task one of
     evaluation.tasks."""
@@ -693,8 +698,7 @@ def _task_list_errors(config: dict[str, Any]) -> list[str]:
         if task != "mmlu":
             errors.append(f"config key `evaluation.tasks.{task}.subjects`: MMLU's subjects cannot select the questions "
                           f"of {task!r}; allowed: under `evaluation.tasks.mmlu` only")
-        errors += [f"config key `evaluation.tasks.{task}.subjects`: value {s!r} is not an MMLU subject; allowed: "
-                   f"{', '.join(MMLU_SUBJECTS)}" for s in unknown_subjects(subjects)]
+        errors += _subject_errors(f"evaluation.tasks.{task}.subjects", subjects)
     for label, only in (evaluation.get("tasks_by_target") or {}).items():
         if label not in labels:
             errors.append(f"config key `evaluation.tasks_by_target`: key {label!r} is not the label of a configured "

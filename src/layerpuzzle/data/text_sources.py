@@ -62,7 +62,7 @@ def mirror_file(mirror: Path, key: str) -> Path:
     return path
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
@@ -153,7 +153,7 @@ def calibration_rows(dataset: str, mirror: Path | None) -> tuple[list[str], dict
         info["note"] = "mirror holds the non-empty train rows only (first 1 MB), so N rows hold more text than on the hub"
     elif dataset == "c4":
         path = mirror_file(mirror, "c4/validation")
-        rows = [r["prompt"] + r["response"] for r in _read_jsonl(path)]
+        rows = [r["prompt"] + r["response"] for r in read_jsonl(path)]
         info["note"] = "mirror holds 200 truncated C4 realnewslike validation documents, not C4 en train"
     elif dataset == "c4en":
         import pyarrow.parquet as pq
@@ -169,10 +169,10 @@ def calibration_rows(dataset: str, mirror: Path | None) -> tuple[list[str], dict
         info["substitute"] = True
     elif dataset == "mmlu":
         path = mirror_file(mirror, "mmlu/test")
-        rows = [format_mmlu_question(r) for r in _read_jsonl(path)]
+        rows = [format_mmlu_question(r) for r in read_jsonl(path)]
     else:
         path = mirror_file(mirror, "alpaca/train")
-        rows = ["\n".join(x for x in (r["instruction"], r["input"], r["output"]) if x) for r in _read_jsonl(path)]
+        rows = ["\n".join(x for x in (r["instruction"], r["input"], r["output"]) if x) for r in read_jsonl(path)]
         info["note"] = "mirror holds a 1000-record third-party Alpaca subset"
     info["path"] = str(path)
     return rows, info
@@ -200,7 +200,7 @@ def mmlu_rows_by_subject(mirror: Path | None) -> tuple[dict[str, list[str]], dic
         info["hub_id"] = "cais/mmlu (per-subject validation splits)"
         return grouped, info
     path = mirror_file(mirror, "mmlu/test")
-    for r in _read_jsonl(path):
+    for r in read_jsonl(path):
         grouped.setdefault(r["subject"], []).append(format_mmlu_question(r))
     info["path"] = str(path)
     info["note"] = "mirror: the first 20 test rows of each subject (the released loader reads the validation split)"
@@ -235,7 +235,7 @@ def perplexity_text(dataset: str, mirror: Path | None) -> tuple[str, dict[str, A
         docs = list(ds["text"][:1100])
     else:
         path = mirror_file(mirror, "c4/validation")
-        docs = [r["prompt"] + r["response"] for r in _read_jsonl(path)][:1100]
+        docs = [r["prompt"] + r["response"] for r in read_jsonl(path)][:1100]
         info["path"] = str(path)
         info["note"] = "mirror: 200 truncated C4 realnewslike validation documents"
     return " ".join(docs), info

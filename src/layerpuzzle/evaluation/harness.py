@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+from ..data.text_sources import mirror_file, read_jsonl
 from ..mmlu_subjects import subject_doc_indices, unknown_subjects
-from .local_tasks import TASK_MIRROR_FILES, local_task_manager
+from .local_tasks import local_task_manager
 
 RENDERED_MARK = "<rendered_tasks>"
 
@@ -169,8 +170,7 @@ def pooled_result(raw: dict[str, Any], spec: TaskSpec, lm_tasks: list[str], sour
 
 def mirror_mmlu_subjects(mirror: Path) -> list[str]:
     """The ``subject`` of each question of the mirror's MMLU test file, in file order."""
-    path = Path(mirror) / TASK_MIRROR_FILES["mmlu"][0]
-    return [json.loads(line)["subject"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row["subject"] for row in read_jsonl(mirror_file(Path(mirror), "mmlu/test"))]
 
 
 def evaluate_task(
